@@ -1,0 +1,31 @@
+# Two entry points: `make demo` and `make test`. Both create or reuse .venv and install what is needed.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+STAMP := $(VENV)/.sealion-installed
+# The CPU build of torch: an unpinned torch would pull a multi-GB CUDA build on a CPU machine.
+TORCH_SPEC ?= torch==2.13.0
+
+.PHONY: setup demo test test-fast bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q "$(TORCH_SPEC)"
+	$(PIP) install -q -e ".[test]"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	HF_HUB_DISABLE_TELEMETRY=1 $(VENV)/bin/sealion recipe recipes/demo.yaml --out runs/demo
+
+test: $(STAMP)
+	HF_HUB_OFFLINE=1 HF_HUB_DISABLE_TELEMETRY=1 $(PY) -m pytest -q tests
+
+test-fast: $(STAMP)
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -q -m "not demo" tests
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache
