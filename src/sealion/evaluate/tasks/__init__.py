@@ -243,19 +243,26 @@ class TaskKind:
     # 2. prompts -----------------------------------------------------------------------------------------
     def user_turns(self, spec: TaskSpec, lang: str, item: Item) -> list[str]:
         p = spec.lang(lang).prompt
-        turns = [format_fields(p.template, f, spec.name, lang) for f in item.prompts]
-        pre = self.preamble(spec, lang)
+        turns = [format_fields(p.template, {**item.metadata, **f}, spec.name, lang) for f in item.prompts]
+        pre = self.preamble(spec, lang, item)
         if pre:
             turns[0] = (pre + "\n\n" + turns[0]).strip()
         return turns
 
-    def preamble(self, spec: TaskSpec, lang: str) -> str:
+    def preamble(self, spec: TaskSpec, lang: str, item: Item | None = None) -> str:
+        """The instruction with the answer format; `{answer_tag}` filled, and row fields too when the spec sets
+        `preamble_fields: true` (e.g. Kalahi's per-item option letters)."""
         p = spec.lang(lang).prompt
-        return p.preamble.replace("{answer_tag}", p.answer_tag or "").strip() if p.preamble else ""
+        if not p.preamble:
+            return ""
+        text = p.preamble.replace("{answer_tag}", p.answer_tag or "")
+        if spec.options.get("preamble_fields") and item is not None:
+            text = format_fields(text, {**item.metadata, **item.prompts[0]}, spec.name, lang)
+        return text.strip()
 
     def fewshot_pair(self, spec: TaskSpec, lang: str, example: Item) -> tuple[str, str]:
         p = spec.lang(lang).prompt
-        user = format_fields(p.template, example.prompts[0], spec.name, lang)
+        user = format_fields(p.template, {**example.metadata, **example.prompts[0]}, spec.name, lang)
         label = example.label if not isinstance(example.label, list) else example.label[0]
         assistant = p.answer_template.replace("{answer_tag}", p.answer_tag or "").replace("{label}", str(label)).strip()
         return user, assistant

@@ -1,0 +1,486 @@
+"""The evaluation runner: plan -> items -> prompts -> (cached) generation -> scores -> bootstrap -> reports.
+
+Layout of an output directory::
+
+    <out>/config.json                              what was asked (model, tasks, languages, runs, seeds ...)
+    <out>/cache/<model-key>/run_<k>/<lang>/<task>/turn<t>.jsonl
+                                                   append-only response cache, keyed by prompt hash
+    <out>/runs/run_<k>/<lang>/<task>.jsonl         per-item outputs (prompt, response, reasoning, answer, score ...)
+    <out>/results.json, results.md, report.html
+
+A killed run resumes: every finished chunk of generations is already in the cache, so a rerun regenerates only
+what is missing. Changing the prompt, sampling settings or seed changes the key, so stale entries are never reused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from .. import io as sio
+from ..errors import ConfigError
+from .bootstrap import BOOTSTRAP_SEED, N_BOOTSTRAPS, bootstrap_task, combine, summarize, task_rng
+from .data import DataSource, MissingData, load_fewshot_rows, load_rows
+from .reasoning import split_reasoning
+from .tasks import (SEA_LANGUAGES, Item, ItemScore, ScoreContext, TaskKind, TaskSpec, TurnOutput, get_kind, get_spec,
+                    resolve_tasks)
+
+# SEA-HELM's fixed run seeds (run_evaluation.slurm), run k uses SEEDS[k].
+SEEDS = (25008113, 42008474, 15226423, 28126671, 19128282, 39305000, 17765035, 23194592)
+FEWSHOT_K = 5
+THINK_BUDGET = 20000  # extra tokens for reasoning, as SEA-HELM adds for reasoning models
+
+
+@dataclass
+class EvalConfig:
+    model: str
+    tasks: list[str] = field(default_factory=lambda: ["seahelm"])
+    out: str = "runs/eval"
+    languages: list[str] | None = None
+    runs: int = 8
+    limit: int | None = None
+    data: str = "hub"
+    base_model: bool | None = None  # None: decided from the model (no chat template -> base, 5-shot)
+    think: bool = False
+    think_budget: int = THINK_BUDGET
+    batch_size: int = 16
+    concurrency: int = 16
+    max_tokens: int | None = None  # override every task's max_tokens (benchmarks)
+    seeds: list[int] | None = None
+    judge: str | None = None
+    metricx: str | None = None
+    n_bootstraps: int = N_BOOTSTRAPS
+    bootstrap_seed: int = BOOTSTRAP_SEED
+    progress: bool = True
+    engine: Any = None  # an already opened sealion.engine.Engine (recipe, tests); not serialised
+
+    def validate(self) -> None:
+        if not self.model and self.engine is None:
+            raise ConfigError("model: a model reference or endpoint URL is required")
+        seeds = self.seeds or list(SEEDS)
+        if self.runs < 1:
+            raise ConfigError(f"--runs must be >= 1 (got {self.runs})")
+        if self.runs > len(seeds):
+            raise ConfigError(f"--runs {self.runs}: only {len(seeds)} seeds are defined")
+        if self.limit is not None and self.limit < 1:
+            raise ConfigError(f"--limit must be >= 1 (got {self.limit})")
+        if self.batch_size < 1 or self.concurrency < 1:
+            raise ConfigError("--batch-size and --concurrency must be >= 1")
+
+
+# --------------------------------------------------------------------------------------------------- helpers
+
+
+def model_key(ref: str) -> str:
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", str(ref).rstrip("/").split("/")[-1])[:48] or "model"
+    return f"{slug}-{hashlib.sha256(str(ref).encode()).hexdigest()[:8]}"
+
+
+def prompt_hash(payload: Any) -> str:
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, ensure_ascii=False).encode()).hexdigest()[:24]
+
+
+def has_chat_template(engine: Any) -> bool:
+    """In-process engines expose their tokenizer; endpoints are assumed to be chat models."""
+    for attr in ("has_chat_template",):
+        v = getattr(engine, attr, None)
+        if v is not None:
+            return bool(v() if callable(v) else v)
+    tok = getattr(engine, "tokenizer", None)
+    if tok is None:
+        loaded = getattr(engine, "loaded", None)
+        tok = getattr(loaded, "tokenizer", None)
+    if tok is None:
+        return True
+    return bool(getattr(tok, "chat_template", None))
+
+
+def render_base_prompt(preamble: str, shots: list[tuple[str, str]], user: str) -> str:
+    """Base models: few-shot pairs joined by blank lines (SEA-HELM's base template), preamble before the first
+    example, ending with a blank line so the model writes the answer next."""
+    parts: list[str] = []
+    for u, a in shots:
+        parts += [u, a]
+    parts.append(user)
+    if preamble:
+        parts[0] = preamble + "\n\n" + parts[0]
+    return "\n\n".join(parts) + "\n\n"
+
+
+@dataclass
+class Unit:
+    """One (language, task) with its items, ready to run."""
+
+    lang: str
+    spec: TaskSpec
+    kind: TaskKind
+    items: list[Item]
+    fewshot: list[Item]
+    n_runs: int
+
+
+class _Progress:
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+
+    def bar(self, total: int, desc: str):
+        from tqdm.auto import tqdm
+
+        return tqdm(total=total, desc=desc, unit="item", disable=not self.enabled, leave=False, file=sys.stderr,
+                    dynamic_ncols=True)
+
+
+# --------------------------------------------------------------------------------------------------- runner
+
+
+class Runner:
+    def __init__(self, cfg: EvalConfig):
+        cfg.validate()
+        self.cfg = cfg
+        self.out = Path(cfg.out)
+        self.seeds = list(cfg.seeds or SEEDS)
+        self.source = DataSource.parse(cfg.data)
+        self.engine = cfg.engine
+        self._own_engine = False
+        self.base_model: bool | None = cfg.base_model
+        self.progress = _Progress(cfg.progress)
+        self.model_key = model_key(cfg.model or getattr(cfg.engine, "name", "engine"))
+        self.notes: list[str] = []
+        self.stats = {"generated": 0, "cached": 0, "gen_seconds": 0.0}
+
+    # ----------------------------------------------------------------------------------------- engine
+    def _open_engine(self):
+        if self.engine is None:
+            from ..engine import open_engine
+
+            kwargs: dict[str, Any] = {}
+            if str(self.cfg.model).startswith(("http://", "https://")):
+                kwargs["concurrency"] = self.cfg.concurrency
+            else:
+                kwargs["batch_size"] = self.cfg.batch_size
+            try:
+                self.engine = open_engine(self.cfg.model, **kwargs)
+            except TypeError:  # a backend without that knob
+                self.engine = open_engine(self.cfg.model)
+            self._own_engine = True
+        if self.base_model is None:
+            self.base_model = not has_chat_template(self.engine)
+            if self.base_model:
+                self.notes.append("model has no chat template: evaluated as a base model (5-shot completion prompts)")
+        return self.engine
+
+    # ----------------------------------------------------------------------------------------- plan
+    def plan(self, *, base_model: bool) -> list[Unit]:
+        units = []
+        for lang, task_names in resolve_tasks(self.cfg.tasks, self.cfg.languages).items():
+            for name in task_names:
+                spec = get_spec(name)
+                kind = get_kind(spec.kind)
+                if base_model and (not spec.base_model or not kind.base_model_ok):
+                    self.notes.append(f"{lang}/{name}: skipped for base models")
+                    continue
+                ls = spec.lang(lang)
+                try:
+                    rows = load_rows(ls, self.source, task=name)
+                except MissingData as e:
+                    self.notes.append(f"{lang}/{name}: skipped, {e}")
+                    continue
+                if self.cfg.limit:
+                    rows = rows[: self.cfg.limit]
+                items = kind.make_items(spec, lang, rows)
+                fewshot: list[Item] = []
+                if base_model:
+                    fewshot = kind.make_items(spec, lang, load_fewshot_rows(ls, self.source, task=name))
+                n_runs = min(self.cfg.runs, spec.max_runs or self.cfg.runs)
+                units.append(Unit(lang, spec, kind, items, fewshot, n_runs))
+        if not units:
+            raise ConfigError("nothing to evaluate: no (task, language) pair has data"
+                              + (" -- " + "; ".join(self.notes[-5:]) if self.notes else ""))
+        return units
+
+    # ----------------------------------------------------------------------------------------- requests
+    def _max_tokens(self, u: Unit) -> int:
+        n = self.cfg.max_tokens or u.kind.max_tokens(u.spec, u.lang)
+        return n + (self.cfg.think_budget if self.cfg.think else 0)
+
+    def _shots(self, u: Unit, item: Item) -> list[tuple[str, str]]:
+        pool_fn = getattr(u.kind, "fewshot_pool", None)
+        if pool_fn is not None:
+            chosen = pool_fn(u.spec, u.lang, item, u.fewshot, FEWSHOT_K)
+        else:
+            chosen = [ex for ex in u.fewshot if ex.id != item.id][:FEWSHOT_K]
+        return [u.kind.fewshot_pair(u.spec, u.lang, ex) for ex in chosen]
+
+    def _request(self, u: Unit, item: Item, turn: int, history: list[TurnOutput], seed: int):
+        """-> (payload for hashing/logging, engine request). Chat for instruct models, completion for base."""
+        from ..engine.types import ChatRequest, CompletionRequest, SamplingParams
+
+        users = u.kind.user_turns(u.spec, u.lang, item)
+        params = SamplingParams(max_new_tokens=self._max_tokens(u), seed=seed,
+                                stop=list(u.kind.stop(u.spec, u.lang, bool(self.base_model))))
+        if self.base_model:
+            pre = u.kind.preamble(u.spec, u.lang, item)
+            body = users[0][len(pre):].lstrip("\n") if pre and users[0].startswith(pre) else users[0]
+            prompt = render_base_prompt(pre, self._shots(u, item), body)
+            payload = {"prompt": prompt, "max_tokens": params.max_new_tokens, "stop": params.stop, "seed": seed}
+            return payload, CompletionRequest(prompt=prompt, params=params, id=item.id)
+        messages: list[dict[str, str]] = []
+        for t in range(turn + 1):
+            messages.append({"role": "user", "content": users[t]})
+            if t < turn:
+                messages.append({"role": "assistant", "content": history[t].answer})
+        payload = {"messages": messages, "max_tokens": params.max_new_tokens, "stop": params.stop, "seed": seed,
+                   "think": self.cfg.think}
+        return payload, ChatRequest(messages=messages, params=params, enable_thinking=self.cfg.think, id=item.id)
+
+    # ----------------------------------------------------------------------------------------- generation
+    def _cache_path(self, run: int, u: Unit, turn: int) -> Path:
+        return self.out / "cache" / self.model_key / f"run_{run}" / u.lang / u.spec.name / f"turn{turn + 1}.jsonl"
+
+    def _generate(self, reqs: list, chat: bool, on_done: Callable[[int], None]) -> list:
+        engine = self._open_engine()
+        t0 = time.perf_counter()
+        res = engine.chat(reqs, progress=on_done) if chat else engine.complete(reqs, progress=on_done)
+        self.stats["gen_seconds"] += time.perf_counter() - t0
+        return res
+
+    def run_unit_turns(self, run: int, u: Unit) -> list[list[TurnOutput]]:
+        seed = self.seeds[run]
+        n_turns = max(len(it.prompts) for it in u.items) if u.items else 0
+        outputs: list[list[TurnOutput]] = [[] for _ in u.items]
+        prompts: list[list[Any]] = [[] for _ in u.items]
+        for turn in range(n_turns):
+            path = self._cache_path(run, u, turn)
+            cache = {row["key"]: row for row in sio.read_jsonl(path)}
+            todo = []
+            for i, item in enumerate(u.items):
+                if turn >= len(item.prompts) or (turn > 0 and len(outputs[i]) < turn):
+                    continue
+                if self.base_model and turn > 0:
+                    continue
+                payload, req = self._request(u, item, turn, outputs[i], seed)
+                key = prompt_hash(payload)
+                prompts[i].append(payload.get("prompt", payload.get("messages")))
+                if key in cache:
+                    outputs[i].append(_turn_from_row(cache[key]))
+                    self.stats["cached"] += 1
+                else:
+                    todo.append((i, key, payload, req))
+            if todo:
+                self._open_engine()
+                chat = not self.base_model
+                # longest prompts first: similar lengths share a batch, and the slowest work starts early
+                todo.sort(key=lambda x: -len(json.dumps(x[2], ensure_ascii=False)))
+                chunk = max(self.cfg.batch_size, self.cfg.concurrency) * 4
+                desc = f"run {run + 1}/{u.n_runs} {u.lang}/{u.spec.name}" + (f" t{turn + 1}" if n_turns > 1 else "")
+                with self.progress.bar(len(todo), desc) as bar:
+                    for c in range(0, len(todo), chunk):
+                        part = todo[c:c + chunk]
+                        comps = self._generate([p[3] for p in part], chat, lambda n: bar.update(n))
+                        rows = []
+                        for (i, key, payload, _), comp in zip(part, comps):
+                            row = _row_from_completion(key, comp)
+                            rows.append(row)
+                            outputs[i].append(_turn_from_row(row))
+                        sio.append_jsonl(path, rows)  # a kill after this line loses nothing of this chunk
+                        self.stats["generated"] += len(part)
+        for i in range(len(u.items)):
+            u.items[i].extra.setdefault("_prompts", {})[run] = prompts[i]
+        return outputs
+
+    # ----------------------------------------------------------------------------------------- scoring
+    def score_unit(self, run: int, u: Unit, outputs: list[list[TurnOutput]], ctx: ScoreContext) -> tuple[list[ItemScore], dict]:
+        scores = u.kind.score(u.spec, u.lang, u.items, outputs, ctx)
+        metrics = _numeric(u.kind.task_metrics(u.spec, u.lang, u.items, scores))
+        extras = u.kind.finalize(u.spec, u.lang, u.items, scores, ctx) or {}
+        rows = []
+        for item, turns, s in zip(u.items, outputs, scores):
+            rows.append({
+                "id": item.id, "label": item.label, "prompt": item.extra.get("_prompts", {}).get(run),
+                "responses": [t.text for t in turns], "reasoning": [t.reasoning for t in turns],
+                "answers": [t.answer for t in turns], "extracted": s.extracted, "score": s.score,
+                "details": s.details or None, "finish_reasons": [t.finish_reason for t in turns],
+                "tokens": [{"prompt": t.prompt_tokens, "completion": t.completion_tokens} for t in turns],
+            })
+        text = "".join(json.dumps(r, ensure_ascii=False, default=str) + "\n" for r in rows)
+        sio.write_text(self.out / "runs" / f"run_{run}" / u.lang / f"{u.spec.name}.jsonl", text)
+        return scores, {"metrics": metrics, "extras": _jsonable(extras)}
+
+    # ----------------------------------------------------------------------------------------- main
+    def run(self) -> dict:
+        cfg = self.cfg
+        self.out.mkdir(parents=True, exist_ok=True)
+        t_start = time.perf_counter()
+        if self.base_model is None:
+            self._open_engine()
+        units = self.plan(base_model=bool(self.base_model))
+        sio.write_json(self.out / "config.json", {
+            **{k: v for k, v in asdict(cfg).items() if k != "engine"}, "seeds_used": self.seeds[: cfg.runs],
+            "base_model_resolved": self.base_model, "model_key": self.model_key,
+            "plan": {f"{u.lang}/{u.spec.name}": len(u.items) for u in units}})
+        ctx_options = {"judge": cfg.judge, "metricx": cfg.metricx}
+        per_task: dict[tuple[str, str], dict] = {}
+        engines_for_ctx = lambda ref: self._ctx_engine(ref)  # noqa: E731
+        try:
+            for run in range(cfg.runs):
+                ctx = ScoreContext(run=run, seed=self.seeds[run], cache_dir=self.out / "cache" / "scoring" / f"run_{run}",
+                                   engine_factory=engines_for_ctx, options=ctx_options)
+                for u in units:
+                    if run >= u.n_runs:
+                        continue
+                    outputs = self.run_unit_turns(run, u)
+                    scores, summary = self.score_unit(run, u, outputs, ctx)
+                    rec = per_task.setdefault((u.lang, u.spec.name), {"unit": u, "scores": [], "runs": []})
+                    rec["scores"].append(scores)
+                    rec["runs"].append(summary)
+        finally:
+            if self._own_engine and self.engine is not None:
+                self.engine.close()
+        results = self.aggregate(per_task)
+        results["timing"] = {"total_seconds": round(time.perf_counter() - t_start, 3),
+                             "generation_seconds": round(self.stats["gen_seconds"], 3),
+                             "generated": self.stats["generated"], "cached": self.stats["cached"]}
+        from .report import write_reports
+
+        write_reports(self.out, results)
+        return results
+
+    def _ctx_engine(self, ref: str):
+        if ref in ("self", self.cfg.model):  # judging with the evaluated model itself
+            return self._open_engine()
+        from ..engine import open_engine
+
+        return open_engine(ref)
+
+    # ----------------------------------------------------------------------------------------- aggregation
+    def aggregate(self, per_task: dict) -> dict:
+        cfg = self.cfg
+        tree: dict[str, dict] = {}
+        lang_vectors: dict[str, Any] = {}
+        for (lang, name), rec in per_task.items():
+            u: Unit = rec["unit"]
+            score_runs: list[list[ItemScore]] = rec["scores"]
+            n_runs, n_items = len(score_runs), len(u.items)
+
+            def value(row, u=u, score_runs=score_runs):
+                picked = [score_runs[int(r)][i] for i, r in enumerate(row)]
+                return _main_value(u.spec, u.kind.task_metrics(u.spec, u.lang, u.items, picked))
+
+            reps = bootstrap_task(n_runs, n_items, value, n_boot=cfg.n_bootstraps,
+                                  rng=task_rng(cfg.bootstrap_seed, lang, name)) if n_items else _nan_vec(cfg.n_bootstraps)
+            mean, se = summarize(reps)
+            run_metrics = [r["metrics"] for r in rec["runs"]]
+            entry = {"mean": mean, "stderr": se, "metric": _metric_name(u.spec, run_metrics), "n_items": n_items,
+                     "n_runs": n_runs, "group": u.spec.group, "kind": u.spec.kind,
+                     "per_run": [_main_value(u.spec, m) for m in run_metrics],
+                     "metrics": _mean_metrics(run_metrics), "_reps": reps}
+            extras = [r["extras"] for r in rec["runs"] if r["extras"]]
+            if extras:
+                entry["extras"] = extras[0] if len(extras) == 1 else extras
+            tree.setdefault(lang, {}).setdefault(u.spec.competency, {})[name] = entry
+        out: dict[str, Any] = {}
+        for lang, comps in tree.items():
+            comp_vecs = []
+            lang_out: dict[str, Any] = {}
+            for comp, tasks in comps.items():
+                units: dict[str, list] = {}
+                for name, e in tasks.items():
+                    units.setdefault(e["group"] or name, []).append(e["_reps"])
+                vec = combine([combine(v) for v in units.values()])
+                m, s = summarize(vec)
+                comp_vecs.append(vec)
+                lang_out[comp] = {**{n: _public(e) for n, e in tasks.items()}, "total": {"mean": m, "stderr": s}}
+            lvec = combine(comp_vecs)
+            lang_vectors[lang] = lvec
+            m, s = summarize(lvec)
+            lang_out["total"] = {"mean": m, "stderr": s}
+            out[lang] = lang_out
+        sea_langs = [lang for lang in SEA_LANGUAGES if lang in lang_vectors]
+        sea = None
+        if sea_langs:
+            m, s = summarize(combine([lang_vectors[lang] for lang in sea_langs]))
+            sea = {"mean": m, "stderr": s, "languages": sea_langs, "complete": len(sea_langs) == len(SEA_LANGUAGES)}
+        return {
+            "model": cfg.model, "mode": "base (5-shot)" if self.base_model else "instruct (0-shot)",
+            "think": cfg.think, "runs": cfg.runs, "seeds": self.seeds[: cfg.runs], "limit": cfg.limit,
+            "data": self.source.describe(), "n_bootstraps": cfg.n_bootstraps, "bootstrap_seed": cfg.bootstrap_seed,
+            "results": out, "sea_average": sea, "notes": self.notes,
+        }
+
+
+# --------------------------------------------------------------------------------------------------- small helpers
+
+
+def _row_from_completion(key: str, comp: Any) -> dict:
+    text = comp.text or ""
+    if comp.content is not None or comp.reasoning is not None:  # the engine parsed it (chat / HTTP)
+        answer, reasoning = (comp.content or "").strip(), comp.reasoning
+        if comp.finish_reason == "length" and reasoning is not None and not answer:
+            answer = ""
+        # engines that keep channel markers in content still get cleaned
+        if "<|channel>" in answer or "<think>" in answer:
+            answer, r2 = split_reasoning(answer)
+            reasoning = reasoning or r2
+    else:
+        answer, reasoning = split_reasoning(text)
+    return {"key": key, "text": text, "answer": answer, "reasoning": reasoning, "finish_reason": comp.finish_reason,
+            "prompt_tokens": comp.prompt_tokens, "completion_tokens": comp.completion_tokens, "error": comp.error}
+
+
+def _turn_from_row(row: dict) -> TurnOutput:
+    return TurnOutput(text=row.get("text", ""), answer=row.get("answer", ""), reasoning=row.get("reasoning"),
+                      finish_reason=row.get("finish_reason", "stop"), prompt_tokens=row.get("prompt_tokens", 0),
+                      completion_tokens=row.get("completion_tokens", 0))
+
+
+def _numeric(d: dict) -> dict:
+    return {k: (float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else v) for k, v in d.items()}
+
+
+def _main_value(spec: TaskSpec, metrics: dict) -> float:
+    v = metrics.get("score", metrics.get(spec.metric))
+    return float(v) if isinstance(v, (int, float)) else float("nan")
+
+
+def _metric_name(spec: TaskSpec, run_metrics: list[dict]) -> str:
+    used = run_metrics[0].get("metric_used") if run_metrics else None
+    return str(used) if used else spec.metric
+
+
+def _mean_metrics(run_metrics: list[dict]) -> dict:
+    keys = {k for m in run_metrics for k, v in m.items() if isinstance(v, (int, float))}
+    out: dict[str, Any] = {}
+    for k in sorted(keys):
+        vals = [m[k] for m in run_metrics if isinstance(m.get(k), (int, float))]
+        out[k] = sum(vals) / len(vals)
+    for m in run_metrics[:1]:
+        for k, v in m.items():
+            if not isinstance(v, (int, float)):
+                out[k] = v
+    return out
+
+
+def _public(e: dict) -> dict:
+    return {k: v for k, v in e.items() if not k.startswith("_")}
+
+
+def _nan_vec(n: int):
+    import numpy as np
+
+    return np.full(n, math.nan)
+
+
+def _jsonable(x: Any) -> Any:
+    return json.loads(json.dumps(x, default=str))
+
+
+def run_eval(cfg: EvalConfig) -> dict:
+    """Evaluate `cfg.model` and return the results dict (also written to `cfg.out`)."""
+    return Runner(cfg).run()
