@@ -44,18 +44,23 @@ _MY_INDEPENDENT = set("\u1023\u1024\u1025\u1026\u1027\u1029\u102a\u103f\u104c\u1
     chr(c) for c in range(0x1040, 0x104A)}
 
 
+def _is_myanmar(ch: str) -> bool:
+    return bool(ch) and ("\u1000" <= ch <= "\u109f" or "\uaa60" <= ch <= "\uaa7f" or "\ua9e0" <= ch <= "\ua9ff")
+
+
 def burmese_syllables(word: str) -> list[str]:
     syll: list[str] = []
     cur = ""
     n = len(word)
     for i, ch in enumerate(word):
-        starts = False
-        if ord(ch) in _MY_CONSONANT:
+        prev = word[i - 1] if i > 0 else ""
+        if not _is_myanmar(ch):  # a run of other script (Latin, digits) stays one token
+            starts = _is_myanmar(prev)
+        elif ord(ch) in _MY_CONSONANT:
             nxt = word[i + 1] if i + 1 < n else ""
-            prev = word[i - 1] if i > 0 else ""
             starts = nxt not in (_MY_ASAT, _MY_VIRAMA) and prev != _MY_VIRAMA
-        elif ch in _MY_INDEPENDENT or not ("\u1000" <= ch <= "\u109f"):
-            starts = True
+        else:
+            starts = ch in _MY_INDEPENDENT or (bool(prev) and not _is_myanmar(prev))
         if starts and cur:
             syll.append(cur)
             cur = ""
