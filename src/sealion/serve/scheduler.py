@@ -40,12 +40,14 @@ class Event:
     completion_tokens: int = 0
     token_ids: list[int] = field(default_factory=list)
     error: str | None = None
+    code: str | None = None  # for errors: "cancelled" | "timeout" | "shutdown" | "internal"
 
 
 class Sequence:
     """One request inside the scheduler."""
 
-    def __init__(self, prompt_ids: list[int], cfg: SamplingConfig, emit: Callable[[Event], None]):
+    def __init__(self, prompt_ids: list[int], cfg: SamplingConfig, emit: Callable[[Event], None],
+                 timeout: float | None = None):
         if not prompt_ids:
             raise ValueError("empty prompt")
         self.prompt_ids = list(prompt_ids)
@@ -60,6 +62,7 @@ class Sequence:
         self.cached = 0  # real tokens in the KV cache for this row
         self.last_token: int | None = None
         self.enqueued_at = time.monotonic()
+        self.deadline = self.enqueued_at + timeout if timeout else None
         self.first_token_at: float | None = None
 
     def cancel(self) -> None:
@@ -145,10 +148,10 @@ class Scheduler:
                     self._decode_step()
             except Exception as e:  # a bug or OOM must not kill the thread: fail the batch, keep serving
                 log.exception("scheduler step failed")
-                self._fail_all(f"internal error: {type(e).__name__}: {e}")
-        self._fail_all("server shutting down")
+                self._fail_all(f"internal error: {type(e).__name__}: {e}", "internal")
+        self._fail_all("server shutting down", "shutdown")
         for seq in list(self._waiting) + self._drain_inbox():
-            self._finish(seq, Event("error", error="server shutting down"))
+            self._finish(seq, Event("error", error="server shutting down", code="shutdown"))
 
     def _drain_inbox(self) -> list[Sequence]:
         out = []
@@ -167,14 +170,29 @@ class Scheduler:
         self._waiting.extend(self._drain_inbox())
 
     def _drop_cancelled(self) -> None:
-        for seq in [s for s in self._waiting if s.cancelled.is_set()]:
-            self._waiting.remove(seq)
-            self._finish(seq, Event("error", error="cancelled"))
-        gone = [i for i, s in enumerate(self._rows) if s.cancelled.is_set()]
+        """Free the rows of requests whose client left or whose time ran out."""
+        now = time.monotonic()
+
+        def why(seq: Sequence) -> Event | None:
+            if seq.cancelled.is_set():
+                return Event("error", error="cancelled", code="cancelled")
+            if seq.deadline is not None and now > seq.deadline:
+                return Event("error", error="the request ran past its time limit", code="timeout")
+            return None
+
+        for seq in list(self._waiting):
+            event = why(seq)
+            if event:
+                self._waiting.remove(seq)
+                self._finish(seq, event)
+        gone = set()
+        for i, seq in enumerate(self._rows):
+            event = why(seq)
+            if event:
+                self._finish(seq, event)
+                gone.add(i)
         if gone:
-            for i in gone:
-                self._finish(self._rows[i], Event("error", error="cancelled"))
-            self._remove_rows(set(gone))
+            self._remove_rows(gone)
 
     def _admit(self) -> None:
         batch: list[Sequence] = []
@@ -194,7 +212,7 @@ class Scheduler:
         except Exception as e:  # e.g. a prompt that breaks the model: fail these, keep the running batch
             log.exception("prefill failed")
             for seq in batch:
-                self._finish(seq, Event("error", error=f"prefill failed: {type(e).__name__}: {e}"))
+                self._finish(seq, Event("error", error=f"prefill failed: {type(e).__name__}: {e}", code="internal"))
 
     def _prefill(self, batch: list[Sequence]) -> None:
         length = max(len(s.prompt_ids) for s in batch)
@@ -328,9 +346,9 @@ class Scheduler:
             kvcache.trim_left(self._cache, lead, self._mask.shape[1])
             self._mask = self._mask[:, lead:]
 
-    def _fail_all(self, message: str) -> None:
+    def _fail_all(self, message: str, code: str) -> None:
         for seq in self._rows:
-            self._finish(seq, Event("error", error=message))
+            self._finish(seq, Event("error", error=message, code=code))
         self._rows = []
         self._cache = None
         self._mask = None
@@ -355,10 +373,11 @@ class Scheduler:
 class AsyncRequest:
     """Submit a sequence and read its events from asyncio. `cancel()` frees the slot at the next step."""
 
-    def __init__(self, scheduler: Scheduler, prompt_ids: list[int], cfg: SamplingConfig):
+    def __init__(self, scheduler: Scheduler, prompt_ids: list[int], cfg: SamplingConfig,
+                 timeout: float | None = None):
         self.loop = asyncio.get_running_loop()
         self.queue: asyncio.Queue[Event] = asyncio.Queue()
-        self.seq = Sequence(prompt_ids, cfg, self._emit)
+        self.seq = Sequence(prompt_ids, cfg, self._emit, timeout=timeout)
         self.scheduler = scheduler
         self.started = time.monotonic()
 

@@ -1,0 +1,72 @@
+"""`sealion serve MODEL`: the OpenAI-compatible server."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "serve",
+        help="OpenAI-compatible server (chat, completions) with continuous batching",
+        description="Serve a model over OpenAI's HTTP API: /v1/chat/completions (tools, thinking, streaming), "
+        "/v1/completions, /v1/models, /health, /metrics. Concurrent requests share forward passes. Binds "
+        "127.0.0.1 unless --host says otherwise; set an API key before exposing it.",
+        epilog="example: sealion serve demo --port 8000 --max-batch 16\n"
+        "         curl localhost:8000/v1/completions -H 'Content-Type: application/json' "
+        "-d '{\"model\": \"demo\", \"prompt\": \"Ibu kota Indonesia adalah\", \"max_tokens\": 8}'",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("model", help="model reference: a local HF directory, a hub id, a .gguf file, or 'demo'")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--api-key", default=os.environ.get("SEALION_API_KEY"),
+                   help="require 'Authorization: Bearer KEY' (default: $SEALION_API_KEY)")
+    p.add_argument("--served-model-name", default=None, help="the model id clients send (default: MODEL)")
+    p.add_argument("--max-batch", type=int, default=32, help="requests decoded together (default 32)")
+    p.add_argument("--max-queue", type=int, default=256, help="requests waiting beyond the batch before 429")
+    p.add_argument("--max-model-len", type=int, default=None, help="context window; default: the model's")
+    p.add_argument("--max-prompt-tokens", type=int, default=None, help="longest prompt accepted (400 beyond)")
+    p.add_argument("--default-max-tokens", type=int, default=1024, help="chat max_tokens when a request gives none")
+    p.add_argument("--request-timeout", type=float, default=600.0, help="seconds per request, queueing included")
+    p.add_argument("--max-body-mb", type=float, default=4.0, help="largest request body in MiB (413 beyond)")
+    p.add_argument("--dtype", default=None, help="float32 | bfloat16 | float16 (default: the loader's choice)")
+    p.add_argument("--device", default=None, help="cpu | cuda | cuda:N (default: the loader's choice)")
+    p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from sealion.errors import ConfigError
+
+    from .app import ServeConfig, create_app
+    from .loading import load_for_serving
+    from .runner import serve_forever
+
+    for name in ("max_batch", "max_queue", "port"):
+        if getattr(args, name) < (0 if name == "port" else 1):
+            raise ConfigError(f"--{name.replace('_', '-')} must be positive (got {getattr(args, name)})")
+    if args.request_timeout <= 0 or args.max_body_mb <= 0:
+        raise ConfigError("--request-timeout and --max-body-mb must be positive")
+    if args.host not in ("127.0.0.1", "localhost", "::1") and not args.api_key:
+        print(f"sealion serve: warning: binding {args.host} without --api-key; anyone who can reach this port "
+              "can use the model", file=sys.stderr)
+    model, tokenizer = load_for_serving(args.model, dtype=args.dtype, device=args.device)
+    config = ServeConfig(
+        model_name=args.served_model_name or args.model,
+        api_key=args.api_key or None,
+        max_batch=args.max_batch,
+        max_queue=args.max_queue,
+        max_body_bytes=int(args.max_body_mb * 1024 * 1024),
+        max_model_len=args.max_model_len,
+        max_prompt_tokens=args.max_prompt_tokens,
+        default_max_tokens=args.default_max_tokens,
+        request_timeout=args.request_timeout,
+    )
+    app = create_app(model, tokenizer, config=config)
+    print(f"sealion serve: {config.model_name} on http://{args.host}:{args.port}/v1 "
+          f"(max batch {config.max_batch}{', API key required' if config.api_key else ''})", file=sys.stderr)
+    serve_forever(app, args.host, args.port, log_level=args.log_level)
+    return 0
