@@ -1,0 +1,213 @@
+"""The run report: one self-contained HTML file (inline SVG, inline CSS, no network) plus `report.json`, the
+numbers it shows (stable across reruns: no timings), so two runs can be compared by their data."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from html import escape
+from pathlib import Path
+from typing import Any
+
+from ..io import read_jsonl, write_json, write_text
+from .fingerprint import dir_size
+from .runner import DONE, read_done
+from .svg import grouped_bars, line_chart
+
+MODEL_LABELS = {"teacher": "teacher", "student-init": "student before", "student": "student after (distilled)",
+                "merged": "merged"}
+METRIC_INFO = {
+    "kl": ("KL(teacher ‖ model) per token", "nats / token (lower is closer)", False),
+    "top1": ("top-1 agreement with the teacher", "fraction of tokens (higher is closer)", False),
+    "ppl": ("perplexity on the teacher's responses", "perplexity (log scale; lower is better)", True),
+}
+
+
+def _human_bytes(n: int) -> str:
+    x = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if x < 1024 or unit == "TiB":
+            return f"{x:.0f} {unit}" if unit == "B" else f"{x:.1f} {unit}"
+        x /= 1024
+    return f"{n} B"
+
+
+def training_curves(distill_dir: Path) -> dict[str, list[tuple[float, float]]]:
+    """Loss curves from the trainer's JSONL log (rows with `step` and any `*loss*` / `kd` / `ce` keys)."""
+    curves: dict[str, list[tuple[float, float]]] = {}
+    for log in sorted(distill_dir.rglob("*.jsonl")):
+        rows = read_jsonl(log)
+        if not rows or not isinstance(rows[0], dict) or "step" not in rows[0]:
+            continue
+        for r in rows:
+            for k, v in r.items():
+                if k == "step" or not isinstance(v, (int, float)) or isinstance(v, bool):
+                    continue
+                if "loss" in k or k in ("kd", "ce"):
+                    curves.setdefault(k, []).append((float(r["step"]), float(v)))
+        if curves:
+            break
+    return curves
+
+
+def _stage_rows(run_dir: Path, stage_names: list[str]) -> list[dict[str, Any]]:
+    rows = []
+    for name in stage_names:
+        d = run_dir / name
+        done = read_done(d)
+        rows.append({"stage": name, "done": done is not None,
+                     "seconds": done.get("seconds") if done else None,
+                     "bytes": done.get("bytes") if done else (dir_size(d) if d.exists() else 0),
+                     "summary": done.get("summary", {}) if done else {}})
+    return rows
+
+
+def _table(headers: list[str], rows: list[list[str]], cls: str = "") -> str:
+    head = "".join(f"<th>{h}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in rows)
+    return f'<table class="{cls}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
+def _ci(entry: dict) -> str:
+    return f'{entry["value"]:.4g} <span class="ci">[{entry["lo"]:.3g}, {entry["hi"]:.3g}]</span>'
+
+
+def _artefacts(run_dir: Path, report_path: Path) -> list[str]:
+    """Links to every artefact: each file at the top of a stage dir, each model/capture directory."""
+    links = []
+    for d in sorted(p for p in run_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        items = []
+        for f in sorted(d.iterdir()):
+            if f.name.startswith("."):
+                continue
+            rel = os.path.relpath(f, report_path.parent)
+            size = dir_size(f)
+            kind = "dir" if f.is_dir() else "file"
+            items.append(f'<li><a href="{escape(rel)}{"/" if f.is_dir() else ""}">{escape(f.name)}</a> '
+                         f'<span class="muted">({kind}, {_human_bytes(size)})</span></li>')
+        links.append(f"<li><b>{escape(d.name)}/</b><ul>{''.join(items)}</ul></li>")
+    for f in sorted(p for p in run_dir.iterdir() if p.is_file() and not p.name.startswith(".")):
+        links.append(f'<li><a href="{escape(f.name)}">{escape(f.name)}</a></li>')
+    return links
+
+
+def _seahelm_section(evaluate_dir: Path) -> tuple[str, dict]:
+    path = evaluate_dir / "seahelm.json"
+    if not path.is_file():
+        return "", {}
+    data = json.loads(path.read_text(encoding="utf-8"))
+    # {model: {"score": x, "languages": {lang: score}}} (flattened by the evaluate stage)
+    langs = sorted({lang for m in data.values() for lang in m.get("languages", {})})
+    rows = []
+    for model, m in data.items():
+        cells = [escape(MODEL_LABELS.get(model, model)), _num(m.get("score"))]
+        cells += [_num(m.get("languages", {}).get(lang)) for lang in langs]
+        rows.append(cells)
+    html = "<h2>SEA-HELM</h2>" + _table(["model", "overall", *langs], rows)
+    if langs:
+        series = {MODEL_LABELS.get(k, k): [(v.get("languages", {}).get(lang) or 0.0,) * 3 for lang in langs]
+                  for k, v in data.items()}
+        html += grouped_bars("SEA-HELM score per language", langs, series, ylabel="score")
+    return html, data
+
+
+def _num(v: Any) -> str:
+    return "–" if v is None else (f"{v:.4g}" if isinstance(v, float) else escape(str(v)))
+
+
+def build_report(run_dir: Path, stage_names: list[str], recipe_yaml: str, *, title: str) -> dict[str, Any]:
+    """Write RUN/report.html and RUN/report/report.json; returns the report data."""
+    run_dir = Path(run_dir)
+    report_path = run_dir / "report.html"
+    stages = _stage_rows(run_dir, stage_names)
+    heldout_path = run_dir / "evaluate" / "heldout.json"
+    heldout = json.loads(heldout_path.read_text(encoding="utf-8")) if heldout_path.is_file() else {}
+    curves = training_curves(run_dir / "distill") if (run_dir / "distill").is_dir() else {}
+    seahelm_html, seahelm = _seahelm_section(run_dir / "evaluate")
+
+    parts = [f"<h1>{escape(title)}</h1>",
+             f'<p class="muted">run directory <code>{escape(str(run_dir.resolve()))}</code>; report written '
+             f'{time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}</p>']
+    # stages
+    srows = []
+    for s in stages:
+        link = f'<a href="{escape(s["stage"])}/{DONE}">{DONE}</a>' if s["done"] else "not done"
+        secs = "–" if s["seconds"] is None else f'{s["seconds"]:.1f} s'
+        srows.append([escape(s["stage"]), "done" if s["done"] else "–", secs, _human_bytes(s["bytes"] or 0), link])
+    total = sum(s["seconds"] or 0 for s in stages)
+    parts.append(f"<h2>Stages</h2><p>total {total:.1f} s</p>"
+                 + _table(["stage", "status", "time", "output size", "marker"], srows, "stages"))
+    # training
+    if curves:
+        parts.append("<h2>Distillation</h2>")
+        parts.append(line_chart("training loss", curves, xlabel="step", ylabel="loss"))
+    # held-out closeness to the teacher
+    verdict: dict[str, Any] = {}
+    if heldout:
+        models = [m for m in ("teacher", "student-init", "student", "merged") if m in heldout]
+        langs = [lang for lang in next(iter(heldout.values())) if lang != "all"]
+        parts.append("<h2>Held-out closeness to the teacher</h2>"
+                     "<p>Per language, on held-out prompts with the teacher's own responses; error bars are 95% "
+                     "bootstrap intervals over sequences.</p>")
+        for metric, (mtitle, ylabel, log_y) in METRIC_INFO.items():
+            shown = [m for m in models if not (metric in ("kl", "top1") and m == "teacher")]
+            series = {MODEL_LABELS[m]: [(heldout[m][lang][metric]["value"], heldout[m][lang][metric]["lo"],
+                                         heldout[m][lang][metric]["hi"]) for lang in [*langs, "all"]]
+                      for m in shown}
+            parts.append(grouped_bars(mtitle, [*langs, "all"], series, ylabel=ylabel, log_y=log_y))
+            trows = [[escape(MODEL_LABELS[m])] + [_ci(heldout[m][lang][metric]) for lang in [*langs, "all"]]
+                     for m in models]
+            parts.append(f"<h3>{escape(mtitle)}</h3>" + _table(["model", *langs, "all"], trows, "metrics"))
+        if "student-init" in heldout:
+            for m in ("student", "merged"):
+                if m in heldout:
+                    verdict[m] = {lang: heldout[m][lang]["kl"]["value"] < heldout["student-init"][lang]["kl"]["value"]
+                                  for lang in [*langs, "all"]}
+            if verdict:
+                lines = []
+                for m, by_lang in verdict.items():
+                    worse = [lang for lang, ok in by_lang.items() if not ok]
+                    lines.append(f"<li>{escape(MODEL_LABELS[m])}: closer to the teacher (lower KL) than the student "
+                                 f"before distillation in {sum(by_lang.values())}/{len(by_lang)} "
+                                 f"{'(all)' if not worse else '(not in: ' + ', '.join(worse) + ')'}</li>")
+                parts.append("<h3>Verdict</h3><ul class=\"verdict\">" + "".join(lines) + "</ul>")
+    if seahelm_html:
+        parts.append(seahelm_html)
+    parts.append("<h2>Recipe (resolved)</h2><pre>" + escape(recipe_yaml) + "</pre>")
+    parts.append("<h2>Artefacts</h2><ul class=\"artefacts\">" + "".join(_artefacts(run_dir, report_path)) + "</ul>")
+
+    html = f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>
+body {{ font-family: sans-serif; max-width: 1000px; margin: 2em auto; padding: 0 1em; color: #222; }}
+table {{ border-collapse: collapse; margin: 0.5em 0 1.5em; font-size: 13px; }}
+th, td {{ border: 1px solid #ccc; padding: 3px 8px; text-align: left; }}
+th {{ background: #f3f3f3; }}
+.ci, .muted {{ color: #777; font-size: 11px; }}
+pre {{ background: #f7f7f7; padding: 1em; overflow-x: auto; font-size: 12px; }}
+svg.chart {{ display: block; margin: 1em 0; max-width: 100%; height: auto; }}
+</style></head>
+<body>
+{''.join(parts)}
+<script>document.body.dataset.rendered = String(document.querySelectorAll("svg.chart").length);</script>
+</body></html>
+"""
+    write_text(report_path, html)
+    data = {"title": title, "stages": [s["stage"] for s in stages if s["done"]], "heldout": heldout,
+            "seahelm": seahelm, "verdict": verdict,
+            "curves": {k: [[x, round(y, 6)] for x, y in v] for k, v in curves.items()}}
+    write_json(run_dir / "report" / "report.json", _round(data))
+    return data
+
+
+def _round(obj: Any) -> Any:
+    if isinstance(obj, float):
+        return round(obj, 6) if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _round(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_round(v) for v in obj]
+    return obj
