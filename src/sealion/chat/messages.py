@@ -116,6 +116,8 @@ def normalize(messages: list[Mapping[str, Any]]) -> list[dict[str, Any]]:
         if not isinstance(raw, Mapping):
             raise ChatFormatError(f"messages[{i}]: must be an object with 'role' and 'content'")
         message = copy.deepcopy(dict(raw))
+        if message.get("role") == "model":  # Gemma's own name for the assistant
+            message["role"] = "assistant"
         role = message.get("role")
         if role not in ROLES:
             raise ChatFormatError(f"{_where(i, 'role')}: {role!r} is not one of {', '.join(ROLES)}")
@@ -150,11 +152,12 @@ def normalize(messages: list[Mapping[str, Any]]) -> list[dict[str, Any]]:
                 if not isinstance(responses, list) or not all(isinstance(r, Mapping) for r in responses):
                     raise ChatFormatError(f"{_where(i, 'tool_responses')}: must be a list of "
                                           "{'name': ..., 'response': ...} objects")
-            if message.get("tool_calls") and not _content_is_empty(message.get("content")) \
-                    and not message.get("tool_responses"):
-                # content first (with any reasoning), then the calls in the same model turn
-                text_part = {k: v for k, v in message.items() if k not in ("tool_calls",)}
+            if message.get("tool_calls") and not _content_is_empty(message.get("content")):
+                # content first (with any reasoning), then the calls (and native results) in the same model turn
+                text_part = {k: v for k, v in message.items() if k not in ("tool_calls", "tool_responses")}
                 call_part = {"role": "assistant", "content": None, "tool_calls": message["tool_calls"]}
+                if message.get("tool_responses"):
+                    call_part["tool_responses"] = message["tool_responses"]
                 for key in ("id", "name"):
                     if key in message:
                         call_part[key] = message[key]
