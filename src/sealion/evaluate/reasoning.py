@@ -30,6 +30,15 @@ def split_reasoning(text: str) -> tuple[str, str | None]:
         return "", None
     reasoning: list[str] = []
     answer = text
+    parse = _chat_parse()
+    if parse is not None and "<|channel>" in answer:  # Gemma 4 channels: the chat layer's parser
+        parsed = parse(answer)
+        if parsed.reasoning:
+            reasoning.append(parsed.reasoning.strip())
+        truncated = answer.rfind("<|channel>") > answer.rfind("<channel|>")
+        answer = parsed.content or ""
+        if truncated:
+            return _finish("", reasoning, truncated=True)
     for open_m, close_m in _MARKERS:
         # whole blocks
         while True:

@@ -102,6 +102,29 @@ def has_chat_template(engine: Any) -> bool:
     return bool(getattr(tok, "chat_template", None))
 
 
+def chat_template_on_disk(ref: str) -> bool | None:
+    """Whether a local model ships a chat template, read from its files (no model load); None when unknown."""
+    if str(ref).startswith(("http://", "https://")):
+        return True
+    try:
+        from ..models import resolve
+
+        path = Path(resolve(ref))
+    except Exception:
+        return None
+    if not path.is_dir():
+        return None
+    if (path / "chat_template.jinja").is_file() or (path / "chat_template.json").is_file():
+        return True
+    cfg = path / "tokenizer_config.json"
+    if cfg.is_file():
+        try:
+            return bool(json.loads(cfg.read_text(encoding="utf-8")).get("chat_template"))
+        except ValueError:
+            return None
+    return None
+
+
 def render_base_prompt(preamble: str, shots: list[tuple[str, str]], user: str) -> str:
     """Base models: few-shot pairs joined by blank lines (SEA-HELM's base template), preamble before the first
     example, ending with a blank line so the model writes the answer next."""
@@ -164,7 +187,7 @@ class Runner:
             if str(self.cfg.model).startswith(("http://", "https://")):
                 kwargs["concurrency"] = self.cfg.concurrency
             else:
-                kwargs["batch_size"] = self.cfg.batch_size
+                kwargs["max_batch_size"] = self.cfg.batch_size
             try:
                 self.engine = open_engine(self.cfg.model, **kwargs)
             except TypeError:  # a backend without that knob
@@ -318,6 +341,12 @@ class Runner:
         cfg = self.cfg
         self.out.mkdir(parents=True, exist_ok=True)
         t_start = time.perf_counter()
+        if self.base_model is None and self.engine is None and cfg.model:
+            has = chat_template_on_disk(cfg.model)  # decide without loading the model (cache-only reruns)
+            if has is not None:
+                self.base_model = not has
+                if self.base_model:
+                    self.notes.append("model has no chat template: evaluated as a base model (5-shot completion prompts)")
         if self.base_model is None:
             self._open_engine()
         units = self.plan(base_model=bool(self.base_model))
