@@ -13,7 +13,8 @@ import sys
 
 # verb modules, in the order `sealion --help` lists them
 VERB_MODULES = [
-    "sealion.engine.cli",  # generate, chat
+    "sealion.engine.cli",  # generate
+    "sealion.chat.cli",  # chat (interactive)
     "sealion.serve.cli",  # serve
     "sealion.evaluate.cli",  # eval
     "sealion.distill.cli",  # distill capture|train

@@ -1,0 +1,280 @@
+"""The in-process transformers backend: batched generation with left padding, per-request sampling and seeds,
+stop strings and stop ids, streaming, finish reasons and token usage.
+
+It runs its own decode loop rather than `model.generate`: the loop keeps per-row sampling state (seed, temperature,
+top-k/p, stop rules), drops finished rows from the batch and the KV cache at once (so a batch never waits on its
+longest row), and computes logits for the last position only.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Iterator, Sequence
+
+import torch
+
+from ..errors import SealionError
+from . import prompting
+from .base import Engine, ProgressFn
+from .detok import TextTracker
+from .sampling import ResolvedSampling, choose_next, model_defaults, resolve
+from .types import ChatRequest, Completion, CompletionRequest, SamplingParams, StreamDelta
+
+
+@dataclass
+class _Row:
+    index: int  # position in the caller's request list
+    prompt_ids: list[int]
+    params: SamplingParams
+    sampling: ResolvedSampling
+    tracker: TextTracker
+    stop_ids: set[int]
+    extra_inputs: dict[str, Any] = field(default_factory=dict)
+    generated: list[int] = field(default_factory=list)
+    finish_reason: str | None = None
+    chat: ChatRequest | None = None
+
+
+class LocalEngine(Engine):
+    """Generation in this process with a Hugging Face model.
+
+    `model` is a reference (`demo`, a directory, a hub id, a .gguf file) or an already loaded
+    `sealion.models.LoadedModel`. `max_batch_size` bounds rows per forward pass; `max_batch_tokens` bounds the padded
+    prompt tokens of one prefill. `logits_processors` are applied (HF-style callables `(input_ids, scores) -> scores`)
+    before sampling, e.g. to constrain or script output.
+    """
+
+    def __init__(
+        self,
+        model,
+        *,
+        max_batch_size: int = 16,
+        max_batch_tokens: int = 16384,
+        logits_processors: Sequence[Any] | None = None,
+        dtype=None,
+        device: str | None = None,
+        text_only: bool = False,
+    ):
+        from ..models import LoadedModel, load
+
+        self.loaded: LoadedModel = model if isinstance(model, LoadedModel) else load(
+            model, dtype=dtype, device=device, text_only=text_only
+        )
+        self.model = self.loaded.model
+        self.tokenizer = self.loaded.tokenizer
+        self.name = str(self.loaded.ref)
+        self.max_batch_size = max_batch_size
+        self.max_batch_tokens = max_batch_tokens
+        self.logits_processors = list(logits_processors or [])
+        self.device = next(self.model.parameters()).device
+        gen_config = getattr(self.model, "generation_config", None)
+        self.defaults = model_defaults(gen_config)
+        self.eos_ids = self._eos_ids(gen_config)
+        self.context_length = int(
+            getattr(getattr(self.model.config, "text_config", self.model.config), "max_position_embeddings", 0) or 0
+        )
+        self._lock = threading.Lock()  # one generation at a time on this model
+
+    def _eos_ids(self, gen_config) -> set[int]:
+        ids: set[int] = set()
+        for source in (getattr(gen_config, "eos_token_id", None), self.tokenizer.eos_token_id):
+            if source is None:
+                continue
+            ids.update(source if isinstance(source, (list, tuple)) else [source])
+        return {int(i) for i in ids}
+
+    # ---- request preparation -------------------------------------------------------------------------------
+
+    def encode(self, prompt: str) -> list[int]:
+        bos = self.tokenizer.bos_token
+        # A rendered chat already starts with <bos>; a raw prompt gets the tokenizer's usual specials.
+        add_special = not (bos and prompt.startswith(bos))
+        ids = self.tokenizer(prompt, add_special_tokens=add_special).input_ids
+        if add_special and bos and (not ids or ids[0] != self.tokenizer.bos_token_id):
+            ids = [self.tokenizer.bos_token_id] + ids  # Gemma needs <bos>; some tokenizer configs omit it
+        return ids
+
+    def _row(self, index: int, prompt_ids: list[int], params: SamplingParams, extra_stop_ids=(), **kw) -> _Row:
+        if not prompt_ids:
+            raise SealionError("empty prompt")
+        if self.context_length and len(prompt_ids) >= self.context_length:
+            raise SealionError(
+                f"prompt has {len(prompt_ids)} tokens; the model's context is {self.context_length} tokens"
+            )
+        return _Row(
+            index=index,
+            prompt_ids=prompt_ids,
+            params=params,
+            sampling=resolve(params, self.defaults),
+            tracker=TextTracker(self.tokenizer, params.stop),
+            stop_ids=self.eos_ids | set(params.stop_token_ids) | set(extra_stop_ids),
+            **kw,
+        )
+
+    def _completion_row(self, index: int, req: CompletionRequest) -> _Row:
+        return self._row(index, self.encode(req.prompt), req.params)
+
+    def _chat_row(self, index: int, req: ChatRequest) -> _Row:
+        extra: dict[str, Any] = {}
+        if _has_media(req.messages):
+            if self.loaded.processor is None:
+                raise SealionError(f"{self.name}: this model has no processor; it cannot take images, audio or video")
+            from ..chat.multimodal import prepare_inputs
+
+            inputs = prepare_inputs(
+                self.loaded.processor, self.tokenizer, req.messages, tools=req.tools,
+                enable_thinking=req.enable_thinking,
+            )
+            ids = inputs.pop("input_ids")[0].tolist()
+            inputs.pop("attention_mask", None)
+            extra = {k: v.to(self.device) if hasattr(v, "to") else v for k, v in inputs.items()}
+        else:
+            text = prompting.render_chat(
+                self.tokenizer, req.messages, tools=req.tools, enable_thinking=req.enable_thinking
+            )
+            ids = self.encode(text)
+        return self._row(index, ids, req.params, prompting.chat_stop_ids(self.tokenizer), extra_inputs=extra, chat=req)
+
+    # ---- the decode loop ------------------------------------------------------------------------------------
+
+    def _batches(self, rows: list[_Row]) -> Iterator[list[_Row]]:
+        """Group rows of similar length (less padding); rows with model inputs beyond ids run alone."""
+        plain = sorted((r for r in rows if not r.extra_inputs), key=lambda r: len(r.prompt_ids))
+        for r in rows:
+            if r.extra_inputs:
+                yield [r]
+        batch: list[_Row] = []
+        for r in plain:
+            longest = max([len(r.prompt_ids)] + [len(b.prompt_ids) for b in batch])
+            if batch and (len(batch) >= self.max_batch_size or longest * (len(batch) + 1) > self.max_batch_tokens):
+                yield batch
+                batch = []
+            batch.append(r)
+        if batch:
+            yield batch
+
+    @torch.inference_mode()
+    def _run(self, rows: list[_Row]) -> Iterator[_Row]:
+        """Generate for one batch; yields a row each time it gets a new token (for streaming)."""
+        from transformers import DynamicCache
+
+        pad = self.tokenizer.pad_token_id or 0
+        width = max(len(r.prompt_ids) for r in rows)
+        ids = torch.full((len(rows), width), pad, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for i, r in enumerate(rows):
+            ids[i, width - len(r.prompt_ids) :] = torch.tensor(r.prompt_ids)
+            mask[i, width - len(r.prompt_ids) :] = 1
+        ids, mask = ids.to(self.device), mask.to(self.device)
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        cache = DynamicCache(config=self.model.config)
+        extra = rows[0].extra_inputs if len(rows) == 1 else {}
+        out = self.model(
+            input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache,
+            use_cache=True, logits_to_keep=1, **extra,
+        )
+        history = ids  # full sequences, for logits processors
+        active = list(rows)
+        last_pos = positions[:, -1]
+        max_steps = max(r.params.max_new_tokens for r in rows)
+        for _step in range(max_steps):
+            logits = out.logits[:, -1, :].float()
+            for proc in self.logits_processors:
+                logits = proc(history, logits)
+            next_ids = choose_next(logits, [r.sampling for r in active]).tolist()
+            keep = []
+            for i, (r, tok) in enumerate(zip(active, next_ids)):
+                if tok in r.stop_ids:
+                    r.finish_reason = "stop"
+                else:
+                    r.generated.append(tok)
+                    r.tracker.add(tok)
+                    if r.tracker.stopped_at is not None:
+                        r.finish_reason = "stop"
+                    elif len(r.generated) >= r.params.max_new_tokens:
+                        r.finish_reason = "length"
+                    yield r
+                if r.finish_reason is None:
+                    keep.append(i)
+            if not keep:
+                return
+            step_ids = torch.tensor(next_ids, device=self.device)
+            if len(keep) < len(active):
+                index = torch.tensor(keep, device=self.device)
+                cache.batch_select_indices(index)
+                mask, last_pos, history, step_ids = mask[index], last_pos[index], history[index], step_ids[index]
+                active = [active[i] for i in keep]
+            mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=-1)
+            last_pos = last_pos + 1
+            history = torch.cat([history, step_ids[:, None]], dim=-1)
+            out = self.model(
+                input_ids=step_ids[:, None], attention_mask=mask, position_ids=last_pos[:, None],
+                past_key_values=cache, use_cache=True, logits_to_keep=1,
+            )
+
+    def _finish(self, r: _Row) -> Completion:
+        text = r.tracker.final_text
+        c = Completion(
+            text=text,
+            finish_reason=r.finish_reason or "length",
+            prompt_tokens=len(r.prompt_ids),
+            completion_tokens=len(r.generated),
+            token_ids=list(r.generated),
+        )
+        if r.chat is not None:
+            reply = prompting.parse_reply(self.tokenizer, text)
+            c.content, c.reasoning, c.tool_calls = reply["content"], reply["reasoning"], reply["tool_calls"]
+            if c.tool_calls and c.finish_reason == "stop":
+                c.finish_reason = "tool_calls"
+        return c
+
+    def _generate(self, rows: list[_Row], progress: ProgressFn | None) -> list[Completion]:
+        results: list[Completion | None] = [None] * len(rows)
+        with self._lock:
+            for batch in self._batches(rows):
+                for _ in self._run(batch):
+                    pass
+                for r in batch:
+                    results[r.index] = self._finish(r)
+                if progress:
+                    progress(len(batch))
+        return results  # type: ignore[return-value]
+
+    # ---- the Engine interface ------------------------------------------------------------------------------
+
+    def complete(self, requests: Sequence[CompletionRequest], *, progress: ProgressFn | None = None) -> list[Completion]:
+        rows = [self._completion_row(i, r) for i, r in enumerate(requests)]
+        out = self._generate(rows, progress)
+        for c, r in zip(out, requests):
+            c.id = r.id
+        return out
+
+    def chat(self, requests: Sequence[ChatRequest], *, progress: ProgressFn | None = None) -> list[Completion]:
+        rows = [self._chat_row(i, r) for i, r in enumerate(requests)]
+        out = self._generate(rows, progress)
+        for c, r in zip(out, requests):
+            c.id = r.id
+        return out
+
+    def stream(self, request: CompletionRequest | ChatRequest) -> Iterator[StreamDelta]:
+        row = self._chat_row(0, request) if isinstance(request, ChatRequest) else self._completion_row(0, request)
+        with self._lock:
+            for r in self._run([row]):
+                piece = r.tracker.delta()
+                if piece:
+                    yield StreamDelta(text=piece)
+        tail = row.tracker.delta(final=True)
+        final = self._finish(row)
+        final.id = request.id
+        yield StreamDelta(text=tail, final=final)
+
+
+def _has_media(messages: list[dict]) -> bool:
+    for m in messages:
+        content = m.get("content")
+        if isinstance(content, list):
+            for part in content:
+                if isinstance(part, dict) and part.get("type") not in (None, "text"):
+                    return True
+    return False

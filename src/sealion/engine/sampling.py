@@ -1,0 +1,69 @@
+"""Choosing the next token per row: greedy, or temperature / top-k / top-p sampling with a per-request generator."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from .types import SamplingParams
+
+
+@dataclass
+class ResolvedSampling:
+    """SamplingParams with the model's generation_config defaults filled in."""
+
+    greedy: bool
+    temperature: float
+    top_k: int
+    top_p: float
+    generator: torch.Generator | None
+
+
+def model_defaults(generation_config) -> dict:
+    gc = generation_config
+    return {
+        "do_sample": bool(getattr(gc, "do_sample", False)) if gc is not None else False,
+        "temperature": getattr(gc, "temperature", None) or 1.0,
+        "top_k": getattr(gc, "top_k", None) or 0,
+        "top_p": getattr(gc, "top_p", None) or 1.0,
+    }
+
+
+def resolve(params: SamplingParams, defaults: dict) -> ResolvedSampling:
+    greedy = params.is_greedy(default_do_sample=defaults["do_sample"])
+    temperature = params.temperature if params.temperature is not None else defaults["temperature"]
+    top_k = params.top_k if params.top_k is not None else defaults["top_k"]
+    top_p = params.top_p if params.top_p is not None else defaults["top_p"]
+    generator = None
+    if not greedy:
+        generator = torch.Generator()
+        seed = params.seed if params.seed is not None else int(torch.randint(0, 2**62, (1,)).item())
+        generator.manual_seed(seed)
+    return ResolvedSampling(greedy, float(temperature), int(top_k or 0), float(top_p or 1.0), generator)
+
+
+def sample_row(logits: torch.Tensor, s: ResolvedSampling) -> int:
+    """Sample one token id from a 1-D logits row."""
+    logits = logits / max(s.temperature, 1e-5)
+    if 0 < s.top_k < logits.shape[-1]:
+        values, indices = torch.topk(logits, s.top_k)
+    else:
+        values, indices = torch.sort(logits, descending=True)
+    probs = torch.softmax(values, dim=-1)
+    if s.top_p < 1.0:
+        cumulative = torch.cumsum(probs, dim=-1)
+        keep = cumulative - probs < s.top_p  # always keeps the first token
+        probs = probs * keep
+        probs = probs / probs.sum()
+    choice = torch.multinomial(probs, 1, generator=s.generator)
+    return int(indices[choice].item())
+
+
+def choose_next(logits: torch.Tensor, rows: list[ResolvedSampling]) -> torch.Tensor:
+    """Next token for each row of `logits` [B, V]."""
+    next_ids = torch.argmax(logits, dim=-1)
+    for i, s in enumerate(rows):
+        if not s.greedy:
+            next_ids[i] = sample_row(logits[i].float(), s)
+    return next_ids
