@@ -52,11 +52,17 @@ def topk_mask(values: Tensor, k: int, tie_break: str = "index") -> Tensor:
         return mask
     if k >= n:
         return ~mask
+    flat = values.reshape(-1)
     if tie_break == "mergekit":
-        order = torch.argsort(values.reshape(-1), descending=True)
-    else:
-        order = torch.sort(values.reshape(-1), descending=True, stable=True).indices
-    mask[order[:k]] = True
+        mask[torch.argsort(flat, descending=True)[:k]] = True
+        return mask
+    # O(n): the k-th largest value, everything above it, then the first ties by position
+    threshold = torch.kthvalue(flat, n - k + 1).values
+    mask = flat > threshold
+    need = k - int(mask.sum())
+    if need > 0:
+        eq = flat == threshold
+        mask |= eq & (eq.cumsum(0) <= need)
     return mask
 
 
