@@ -97,7 +97,7 @@ class Judge:
         keys = [cache_key(self.ref, c.messages, self.params) for c in calls]
         todo: list[int] = []
         for i, k in enumerate(keys):
-            hit = self.cache.get(k) if self.cache else None
+            hit = self.cache.get(k) if self.cache is not None else None
             if hit is not None:
                 replies[i] = JudgeReply(text=hit, cached=True)
             else:
@@ -112,7 +112,7 @@ class Judge:
                 replies[i] = reply
                 if reply.error is None and reply.text is not None:
                     fresh.append((keys[i], reply.text))
-            if self.cache:
+            if self.cache is not None:
                 self.cache.put_many(fresh)  # saved per batch: an interrupted run resumes from here
             if self.progress:
                 self.progress(len(chunk))
@@ -127,21 +127,14 @@ class Judge:
                 break
             if attempt > 1:
                 time.sleep(self.backoff_s * 2 ** (attempt - 2))
-            reqs = [ChatRequest(messages=calls[i].messages, params=self.params) for i in pending]
-            try:
-                results = self.engine.chat(reqs)
-            except KeyboardInterrupt:
-                raise
-            except Exception as e:  # a broken connection etc.: every call of this batch failed this attempt
-                results = None
-                for i in pending:
-                    last_error[i] = f"{type(e).__name__}: {e}"
+            results = self._chat([calls[i] for i in pending])
             still = []
             for j, i in enumerate(pending):
-                if results is None:
+                c = results[j]
+                if isinstance(c, Exception):
+                    last_error[i] = f"{type(c).__name__}: {c}"
                     still.append(i)
                     continue
-                c = results[j]
                 if c.finish_reason == "error" or c.error:
                     last_error[i] = c.error or "engine error"
                     still.append(i)
@@ -152,3 +145,24 @@ class Judge:
         for i in pending:
             out[i] = JudgeReply(text=None, error=last_error.get(i, "failed"), attempts=self.retries + 1)
         return [r for r in out if r is not None]
+
+    def _chat(self, calls: list[JudgeCall]) -> list:
+        """Completions, or the exception for each call. When a batch raises (one prompt too long for an
+        in-process judge, a dropped connection), the calls are tried one by one so one bad call fails alone."""
+        reqs = [ChatRequest(messages=c.messages, params=self.params) for c in calls]
+        try:
+            return list(self.engine.chat(reqs))
+        except KeyboardInterrupt:
+            raise
+        except Exception as e:
+            if len(reqs) == 1:
+                return [e]
+        out: list = []
+        for r in reqs:
+            try:
+                out.extend(self.engine.chat([r]))
+            except KeyboardInterrupt:
+                raise
+            except Exception as e:
+                out.append(e)
+        return out
