@@ -1,0 +1,438 @@
+"""Instruction data -> token ids with a loss mask on assistant tokens only.
+
+Rows come from JSONL, parquet (a file or a directory of them) or a Hugging Face hub dataset, in either shape:
+* SEA-Instruct: a `conversations` column holding a list of {role, content, ...} dicts, or the same list as a
+  JSON string or a Python-literal string (what the parquet files actually store); ShareGPT's from/value works too;
+* OpenAI: a `messages` column; an optional `tools` column (list or JSON string) for tool-calling rows.
+The language comes from a `language` / `lang` column (else `prompt_primary_language`, else "und").
+
+Rendering uses the checkpoint's chat template when the tokenizer has one, else the package's Gemma 4 renderer
+(`sealion.chat.render`). The assistant mask is found by rendering growing prefixes of the conversation: the text
+between "prefix up to the turn, with the generation prompt" and "prefix including the turn" is what the model
+writes for that turn (its content, tool calls and end-of-turn token, not the role header). A turn whose rendering
+is rewritten later in the conversation (templates drop earlier thoughts) is not trained on, and counted.
+
+A bad row is skipped and reported as `file:row: reason`; the summary counts them.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import json
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import DataError
+
+MESSAGE_KEYS = ("role", "content", "tool_calls", "tool_call_id", "name", "reasoning_content", "reasoning", "thinking",
+                "tool_responses")
+SHAREGPT_ROLES = {"human": "user", "gpt": "assistant", "system": "system", "tool": "tool", "function": "tool",
+                  "user": "user", "assistant": "assistant", "model": "assistant"}
+LANG_COLUMNS = ("language", "lang", "prompt_primary_language")
+
+
+@dataclass
+class Example:
+    """One tokenised conversation. target_mask[t] is True when token t is an assistant token to learn."""
+
+    input_ids: np.ndarray  # int64 [n]
+    target_mask: np.ndarray  # bool [n]; target_mask[0] is always False
+    language: str = "und"
+    source: str = ""
+
+    @property
+    def num_targets(self) -> int:
+        return int(self.target_mask.sum())
+
+
+@dataclass
+class DataReport:
+    rows: int = 0
+    skipped: list[str] = field(default_factory=list)  # "file:row: reason"
+    truncated: int = 0
+    untrained_turns: int = 0
+    languages: Counter = field(default_factory=Counter)  # examples per language
+    tokens: Counter = field(default_factory=Counter)
+    target_tokens: Counter = field(default_factory=Counter)
+
+    def summary(self) -> dict:
+        return {
+            "rows": self.rows,
+            "examples": sum(self.languages.values()),
+            "skipped": len(self.skipped),
+            "skipped_rows": self.skipped[:100],
+            "truncated": self.truncated,
+            "untrained_assistant_turns": self.untrained_turns,
+            "per_language": {
+                lang: {"examples": self.languages[lang], "tokens": self.tokens[lang],
+                       "target_tokens": self.target_tokens[lang]}
+                for lang in sorted(self.languages)
+            },
+        }
+
+
+# ---------------------------------------------------------------------------------------------- reading rows
+
+
+def _iter_jsonl(path: Path) -> Iterator[tuple[str, Any]]:
+    with open(path, encoding="utf-8") as f:
+        for i, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            where = f"{path}:{i}"
+            try:
+                yield where, json.loads(line)
+            except json.JSONDecodeError as e:
+                yield where, ValueError(f"invalid JSON ({e.msg})")
+
+
+def _iter_parquet(path: Path) -> Iterator[tuple[str, Any]]:
+    import pyarrow.parquet as pq
+
+    n = 0
+    for batch in pq.ParquetFile(path).iter_batches(batch_size=1024):
+        for row in batch.to_pylist():
+            yield f"{path}:row {n}", row
+            n += 1
+
+
+def _iter_hub(ref: str, split: str, config: str | None) -> Iterator[tuple[str, Any]]:
+    import datasets
+
+    try:
+        ds = datasets.load_dataset(ref, config, split=split)
+    except Exception as e:  # offline, gated, missing: say which dataset
+        raise DataError(f"{ref}: cannot load hub dataset ({type(e).__name__}: {e})") from None
+    for i, row in enumerate(ds):
+        yield f"{ref}[{split}]:row {i}", row
+
+
+def iter_rows(spec: str, *, split: str = "train", config: str | None = None) -> Iterator[tuple[str, Any]]:
+    """(where, row) pairs from a file, a directory of files, or a hub dataset id. A row may be an exception."""
+    path = Path(spec)
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*") if p.suffix in (".jsonl", ".json", ".parquet"))
+        if not files:
+            raise DataError(f"{spec}: directory holds no .jsonl or .parquet files")
+        for f in files:
+            yield from iter_rows(str(f))
+        return
+    if path.exists():
+        if path.suffix == ".parquet":
+            yield from _iter_parquet(path)
+        else:
+            yield from _iter_jsonl(path)
+        return
+    if spec.startswith(("/", ".")) or spec.endswith((".jsonl", ".json", ".parquet")):
+        raise DataError(f"{spec}: no such file")
+    yield from _iter_hub(spec.removeprefix("hf:"), split, config)
+
+
+def _parse_listish(value: Any, what: str) -> Any:
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError:
+            try:
+                return ast.literal_eval(text)  # SEA-Instruct stores Python-literal lists
+            except (ValueError, SyntaxError):
+                raise ValueError(f"{what}: neither JSON nor a Python literal") from None
+    return value
+
+
+def row_to_conversation(row: Any) -> tuple[list[dict], list[dict] | None, str]:
+    """(messages, tools, language) from a row in SEA-Instruct or OpenAI shape. Raises ValueError."""
+    if isinstance(row, Exception):
+        raise ValueError(str(row))
+    if not isinstance(row, dict):
+        raise ValueError(f"row is a {type(row).__name__}, not an object")
+    key = "conversations" if "conversations" in row else "messages" if "messages" in row else None
+    if key is None:
+        raise ValueError("no 'conversations' or 'messages' column")
+    raw = _parse_listish(row[key], key)
+    if hasattr(raw, "tolist"):
+        raw = raw.tolist()
+    if not isinstance(raw, (list, tuple)) or not raw:
+        raise ValueError(f"{key}: must be a non-empty list of messages")
+    messages = []
+    for j, m in enumerate(raw):
+        if not isinstance(m, dict):
+            raise ValueError(f"{key}[{j}]: not an object")
+        if "role" not in m and "from" in m:  # ShareGPT
+            role = SHAREGPT_ROLES.get(str(m["from"]).lower())
+            m = {"role": role, "content": m.get("value")}
+        msg = {k: m[k] for k in MESSAGE_KEYS if k in m and m[k] is not None}
+        role = msg.get("role")
+        if role not in ("system", "developer", "user", "assistant", "tool"):
+            raise ValueError(f"{key}[{j}].role: {role!r} is not system/user/assistant/tool")
+        if "tool_calls" in msg:
+            msg["tool_calls"] = _parse_listish(msg["tool_calls"], f"{key}[{j}].tool_calls")
+        messages.append(msg)
+    if not any(m["role"] == "assistant" for m in messages):
+        raise ValueError(f"{key}: no assistant turn to learn from")
+    tools = row.get("tools")
+    if tools is not None:
+        tools = _parse_listish(tools, "tools")
+        if hasattr(tools, "tolist"):
+            tools = tools.tolist()
+        tools = list(tools) or None
+    lang = next((str(row[c]) for c in LANG_COLUMNS if row.get(c)), "und")
+    return messages, tools, lang
+
+
+# ---------------------------------------------------------------------------------------------- rendering
+
+
+class Renderer:
+    """Renders conversations for one tokenizer: its own chat template if present, else sealion's Gemma 4 format."""
+
+    def __init__(self, tokenizer):
+        self.tokenizer = tokenizer
+        self.uses_checkpoint_template = bool(getattr(tokenizer, "chat_template", None))
+        self._chat = None
+        if not self.uses_checkpoint_template:
+            self._chat = _package_renderer()
+
+    def normalize(self, messages: list[dict]) -> list[dict]:
+        if self._chat is not None and self._chat[1] is not None:
+            return self._chat[1](messages)
+        return messages
+
+    def __call__(self, messages, *, tools=None, enable_thinking=False, add_generation_prompt=False) -> str:
+        if self.uses_checkpoint_template:
+            return self.tokenizer.apply_chat_template(
+                messages, tools=tools, tokenize=False, add_generation_prompt=add_generation_prompt,
+                enable_thinking=enable_thinking,
+            )
+        render = self._chat[0]
+        return render(messages, tools=tools, enable_thinking=enable_thinking, add_generation_prompt=add_generation_prompt)
+
+
+def _package_renderer():
+    """sealion.chat.render (the chat layer's contract); before it lands, its Gemma 4 core directly."""
+    try:
+        from sealion.chat import render  # type: ignore[attr-defined]
+
+        try:
+            from sealion.chat.messages import normalize
+        except ImportError:
+            normalize = None
+        return render, normalize
+    except ImportError:
+        pass
+    try:
+        from sealion.chat.gemma4 import render_gemma4
+        from sealion.chat.messages import normalize
+    except ImportError as e:
+        raise DataError("the tokenizer has no chat template and sealion.chat is not available to render one") from e
+
+    def render(messages, *, tools=None, enable_thinking=False, add_generation_prompt=True):
+        return render_gemma4(normalize(messages), tools=tools, enable_thinking=enable_thinking,
+                             add_generation_prompt=add_generation_prompt)
+
+    return render, normalize
+
+
+def assistant_spans(render: Renderer, messages: list[dict], tools=None) -> tuple[str, list[tuple[int, int]], int]:
+    """(full text, [(start, end)] character spans the model writes, number of assistant turns left untrained)."""
+    messages = render.normalize(messages)
+    thinking = any(m.get("reasoning_content") or m.get("reasoning") for m in messages if m["role"] == "assistant")
+    full = render(messages, tools=tools, enable_thinking=thinking, add_generation_prompt=False)
+    spans, untrained = [], 0
+    for i, m in enumerate(messages):
+        if m["role"] != "assistant":
+            continue
+        before = render(messages[:i], tools=tools, enable_thinking=thinking, add_generation_prompt=True) if i else ""
+        upto = render(messages[: i + 1], tools=tools, enable_thinking=thinking, add_generation_prompt=False)
+        if not (upto.startswith(before) and full.startswith(upto)):
+            untrained += 1  # the template rewrites this turn later (e.g. drops its thoughts)
+            continue
+        end = len(upto.rstrip())  # the newline after the end-of-turn token is the template's, not the model's
+        if end > len(before):
+            spans.append((len(before), end))
+    return full, spans, untrained
+
+
+def tokenize_with_mask(tokenizer, text: str, spans: list[tuple[int, int]]) -> tuple[np.ndarray, np.ndarray]:
+    enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+    ids = list(enc["input_ids"])
+    offsets = list(enc["offset_mapping"])
+    bos = getattr(tokenizer, "bos_token_id", None)
+    if bos is not None and (not ids or ids[0] != bos) and getattr(tokenizer, "bos_token", None) \
+            and not text.startswith(tokenizer.bos_token):
+        ids.insert(0, bos)
+        offsets.insert(0, (0, 0))
+    mask = np.zeros(len(ids), dtype=bool)
+    starts = np.array([o[0] for o in offsets])
+    ends = np.array([o[1] for o in offsets])
+    for s, e in spans:
+        mask |= (starts < e) & (ends > s) & (ends > starts)
+    mask[0] = False
+    return np.asarray(ids, dtype=np.int64), mask
+
+
+# ---------------------------------------------------------------------------------------------- loading
+
+
+def load_examples(
+    specs: Iterable[str],
+    tokenizer,
+    *,
+    max_length: int = 2048,
+    split: str = "train",
+    config: str | None = None,
+    limit: int | None = None,
+    progress: bool = False,
+) -> tuple[list[Example], DataReport]:
+    """Read, render and tokenise every row; bad rows are skipped and listed in the report."""
+    render = Renderer(tokenizer)
+    report = DataReport()
+    examples: list[Example] = []
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(desc="tokenising", unit="row")
+    for spec in specs:
+        for where, row in iter_rows(spec, split=split, config=config):
+            if limit is not None and report.rows >= limit:
+                break
+            report.rows += 1
+            if bar is not None:
+                bar.update(1)
+            try:
+                messages, tools, lang = row_to_conversation(row)
+                text, spans, untrained = assistant_spans(render, messages, tools)
+                ids, mask = tokenize_with_mask(tokenizer, text, spans)
+            except (ValueError, TypeError, KeyError) as e:
+                report.skipped.append(f"{where}: {e}")
+                continue
+            except Exception as e:  # a renderer's own error type (e.g. ChatFormatError) is still a bad row
+                report.skipped.append(f"{where}: {type(e).__name__}: {e}")
+                continue
+            report.untrained_turns += untrained
+            if len(ids) > max_length:
+                ids, mask = ids[:max_length], mask[:max_length]
+                report.truncated += 1
+            if not mask.any():
+                report.skipped.append(f"{where}: no assistant tokens within max_length={max_length}")
+                continue
+            ex = Example(ids, mask, lang, where)
+            examples.append(ex)
+            report.languages[lang] += 1
+            report.tokens[lang] += len(ids)
+            report.target_tokens[lang] += ex.num_targets
+    if bar is not None:
+        bar.close()
+    return examples, report
+
+
+def data_fingerprint(examples: Iterable[Example]) -> str:
+    h = hashlib.sha256()
+    for ex in examples:
+        h.update(np.asarray(ex.input_ids, dtype="<i8").tobytes())
+        h.update(np.packbits(ex.target_mask).tobytes())
+        h.update(ex.language.encode() + b"\0")
+    return h.hexdigest()[:16]
+
+
+_FINGERPRINTS: dict[int, tuple[object, str]] = {}
+
+
+def tokenizer_fingerprint(tokenizer) -> str:
+    """Hash of the vocabulary and special tokens: two tokenizers with the same fingerprint encode alike."""
+    cached = _FINGERPRINTS.get(id(tokenizer))
+    if cached is not None and cached[0] is tokenizer:
+        return cached[1]
+    h = hashlib.sha256()
+    vocab = tokenizer.get_vocab()
+    for tok, idx in sorted(vocab.items(), key=lambda kv: kv[1]):
+        h.update(f"{idx}\t{tok}\n".encode("utf-8", "surrogatepass"))
+    for name in ("bos_token_id", "eos_token_id", "pad_token_id"):
+        h.update(f"{name}={getattr(tokenizer, name, None)}\n".encode())
+    _FINGERPRINTS[id(tokenizer)] = (tokenizer, h.hexdigest()[:16])
+    return h.hexdigest()[:16]
+
+
+# ---------------------------------------------------------------------------------------------- batching
+
+
+def pack(lengths: list[int], max_tokens: int) -> list[list[int]]:
+    """First-fit-decreasing packing of example indices into rows of at most max_tokens tokens (deterministic)."""
+    order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
+    rows: list[list[int]] = []
+    room: list[int] = []
+    for i in order:
+        n = min(lengths[i], max_tokens)
+        for r, free in enumerate(room):
+            if n <= free:
+                rows[r].append(i)
+                room[r] -= n
+                break
+        else:
+            rows.append([i])
+            room.append(max_tokens - n)
+    for r in rows:
+        r.sort()
+    rows.sort(key=lambda r: r[0])
+    return rows
+
+
+@dataclass
+class Batch:
+    input_ids: Any  # LongTensor [B, L]
+    position_ids: Any  # LongTensor [B, L]; restarts at 0 for every packed example (and for the padding)
+    score_rows: Any  # LongTensor [n]: row of each scored position (row-major order)
+    score_cols: Any  # LongTensor [n]: column of each scored position
+    targets: Any  # LongTensor [n]: the token each scored position predicts
+    languages: list[str]  # per scored position
+    example_spans: list[tuple[int, int]]  # per example, its slice of the scored positions
+    pad_id: int = 0
+
+
+def collate(rows: list[list[Example]], *, pad_id: int = 0) -> Batch:
+    """Concatenate each row's examples, pad rows to equal length, and list the scored positions.
+
+    Position t of an example is scored when token t+1 is a target; within a row, positions never cross examples
+    (position_ids restart, and transformers builds a block-diagonal causal mask from them).
+    """
+    import torch
+
+    length = max(sum(len(ex.input_ids) for ex in row) for row in rows)
+    ids = torch.full((len(rows), length), pad_id, dtype=torch.long)
+    pos = torch.zeros((len(rows), length), dtype=torch.long)
+    r_idx, c_idx, targets, langs, spans = [], [], [], [], []
+    for r, row in enumerate(rows):
+        off = 0
+        for ex in row:
+            n = len(ex.input_ids)
+            ids[r, off : off + n] = torch.as_tensor(ex.input_ids)
+            pos[r, off : off + n] = torch.arange(n)
+            t = np.nonzero(ex.target_mask[1:])[0]
+            start = len(r_idx)
+            r_idx.extend([r] * len(t))
+            c_idx.extend((off + t).tolist())
+            targets.extend(ex.input_ids[t + 1].tolist())
+            langs.extend([ex.language] * len(t))
+            spans.append((start, len(r_idx)))
+            off += n
+        if off < length:
+            pos[r, off:] = torch.arange(length - off)
+    return Batch(ids, pos, torch.tensor(r_idx, dtype=torch.long), torch.tensor(c_idx, dtype=torch.long),
+                 torch.tensor(targets, dtype=torch.long), langs, spans, pad_id)
+
+
+def batches_of(examples: list[Example], *, batch_size: int, max_tokens: int, pack_rows: bool) -> list[list[list[int]]]:
+    """Group example indices into batches of rows: packed (rows of up to max_tokens) or one example per row."""
+    if pack_rows:
+        rows = pack([len(e.input_ids) for e in examples], max_tokens)
+    else:
+        rows = [[i] for i in range(len(examples))]
+    return [rows[i : i + batch_size] for i in range(0, len(rows), batch_size)]

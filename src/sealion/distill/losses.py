@@ -1,0 +1,211 @@
+"""Divergences between a sparse teacher distribution and the student, and the chunked KD + CE loss.
+
+Teacher rows come as the top-k ids, their log-probabilities (at the capture temperature, usually 1) and the log
+of the mass outside them. Two ways to handle that missing mass:
+
+* ``zero``: the teacher's top-k renormalised, zero elsewhere. Forward KL, JSD and TVD are then exact
+  full-vocabulary divergences between that zero-extended teacher and the full student softmax (the student's
+  mass outside the top-k enters JSD and TVD in closed form). Reverse KL would be infinite, so it renormalises the
+  student over the same k tokens (documented in docs/distill.md).
+* ``tail``: both distributions are collapsed to k+1 buckets (the k tokens, everything else); every divergence is
+  computed on the buckets. At temperature 1 the teacher's tail bucket is exact; at T != 1 it is treated as one
+  token (the same approximation as DistillKit's ``symmetric_uniform``).
+
+Generalised JSD follows Agarwal et al. (GKD) and TRL: M = beta*p + (1-beta)*q,
+JSD_beta = beta*KL(p||M) + (1-beta)*KL(q||M); beta=0 is forward KL and beta=1 reverse KL.
+All per-token divergences are multiplied by T^2 so gradients keep their scale across temperatures.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch.utils.checkpoint import checkpoint
+
+DIVERGENCES = ("fkl", "rkl", "jsd", "tvd")
+MISSING = ("zero", "tail")
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    divergence: str = "fkl"
+    beta: float = 0.5  # JSD interpolation (0 = forward KL, 1 = reverse KL)
+    temperature: float = 1.0
+    missing: str = "tail"
+    kd_weight: float = 0.9
+    ce_weight: float = 0.1
+    chunk_size: int = 128  # positions per lm_head chunk
+
+    def __post_init__(self):
+        if self.divergence not in DIVERGENCES:
+            raise ValueError(f"divergence must be one of {DIVERGENCES}, got {self.divergence!r}")
+        if self.missing not in MISSING:
+            raise ValueError(f"missing must be one of {MISSING}, got {self.missing!r}")
+        if not 0.0 <= self.beta <= 1.0:
+            raise ValueError(f"beta must be in [0, 1], got {self.beta}")
+        if self.temperature <= 0:
+            raise ValueError(f"temperature must be > 0, got {self.temperature}")
+        if self.chunk_size < 1:
+            raise ValueError(f"chunk_size must be >= 1, got {self.chunk_size}")
+
+
+def _log1mexp(x: torch.Tensor) -> torch.Tensor:
+    """log(1 - exp(x)) for x <= 0, stable on both sides of -ln 2; clamped away from log(0)."""
+    x = x.clamp(max=-1e-7)
+    return torch.where(x > -math.log(2), torch.log(-torch.expm1(x)), torch.log1p(-torch.exp(x)))
+
+
+def _kl(logp: torch.Tensor, logq: torch.Tensor) -> torch.Tensor:
+    """sum_i p_i (log p_i - log q_i) over the last dim, with 0 log 0 = 0."""
+    p = logp.exp()
+    live = p > 0
+    # mask before multiplying: 0 * (-inf) would put NaN into the backward pass even under torch.where
+    zero = torch.zeros_like(p)
+    return (p * (torch.where(live, logp, zero) - torch.where(live, logq, zero))).sum(-1)
+
+
+def _jsd(logp: torch.Tensor, logq: torch.Tensor, beta: float) -> torch.Tensor:
+    logm = torch.logsumexp(torch.stack([logp + math.log(beta), logq + math.log1p(-beta)]), dim=0)
+    return beta * _kl(logp, logm) + (1 - beta) * _kl(logq, logm)
+
+
+def teacher_log_probs(
+    logprobs: torch.Tensor, tail: torch.Tensor | None, *, temperature: float, missing: str, capture_temperature: float = 1.0
+) -> torch.Tensor:
+    """Teacher log-probabilities at `temperature`: [n,k] (zero) or [n,k+1] with the tail bucket last."""
+    a = capture_temperature / temperature
+    lp = logprobs.float() * a
+    if missing == "zero":
+        return lp - torch.logsumexp(lp, dim=-1, keepdim=True)
+    if tail is None:
+        tail = _log1mexp(torch.logsumexp(logprobs.float(), dim=-1))
+    t = tail.float() * a
+    both = torch.cat([lp, t.unsqueeze(-1)], dim=-1)
+    return both - torch.logsumexp(both, dim=-1, keepdim=True)
+
+
+def sparse_divergence(
+    student_logits: torch.Tensor,
+    ids: torch.Tensor,
+    teacher_logprobs: torch.Tensor,
+    teacher_tail: torch.Tensor | None,
+    cfg: LossConfig,
+    *,
+    capture_temperature: float = 1.0,
+) -> torch.Tensor:
+    """Per-position divergence (times T^2) between the sparse teacher and the student's full softmax.
+
+    student_logits: [n, V] (after any final soft-capping); ids, teacher_logprobs: [n, k]; teacher_tail: [n] or None.
+    """
+    T = cfg.temperature
+    logq_full = F.log_softmax(student_logits.float() / T, dim=-1)
+    logq_s = logq_full.gather(-1, ids)
+    logp = teacher_log_probs(
+        teacher_logprobs, teacher_tail, temperature=T, missing=cfg.missing, capture_temperature=capture_temperature
+    )
+    kind, beta = cfg.divergence, cfg.beta
+    if kind == "jsd" and beta == 0.0:
+        kind = "fkl"
+    elif kind == "jsd" and beta == 1.0:
+        kind = "rkl"
+
+    if cfg.missing == "tail":
+        logq_out = _log1mexp(torch.logsumexp(logq_s, dim=-1))
+        logq = torch.cat([logq_s, logq_out.unsqueeze(-1)], dim=-1)
+        if kind == "fkl":
+            d = _kl(logp, logq)
+        elif kind == "rkl":
+            d = _kl(logq, logp)
+        elif kind == "jsd":
+            d = _jsd(logp, logq, beta)
+        else:
+            d = 0.5 * (logp.exp() - logq.exp()).abs().sum(-1)
+    else:
+        q_s = logq_s.exp()
+        q_out = (1.0 - q_s.sum(-1)).clamp(min=0.0)
+        if kind == "fkl":
+            d = _kl(logp, logq_s)
+        elif kind == "rkl":
+            logq_n = logq_s - torch.logsumexp(logq_s, dim=-1, keepdim=True)
+            d = _kl(logq_n, logp)
+        elif kind == "jsd":
+            # outside the top-k, p = 0 and M = (1-beta) q: that region adds (1-beta) * q_out * log(1/(1-beta))
+            d = _jsd(logp, logq_s, beta) - (1 - beta) * q_out * math.log1p(-beta)
+        else:
+            d = 0.5 * ((logp.exp() - q_s).abs().sum(-1) + q_out)
+    return d * (T * T)
+
+
+def project_logits(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, softcap: float | None):
+    logits = F.linear(hidden, weight, bias)
+    if softcap:
+        logits = torch.tanh(logits / softcap) * softcap
+    return logits
+
+
+def _chunk_terms(h, weight, bias, targets, ids, lps, tail, cfg: LossConfig, softcap, capture_temperature):
+    logits = project_logits(h, weight, bias, softcap)
+    kd = sparse_divergence(logits, ids, lps, tail, cfg, capture_temperature=capture_temperature)
+    ce = F.cross_entropy(logits.float(), targets, reduction="none")
+    agree = (logits.argmax(-1) == ids[:, 0]).float()
+    return kd, ce, agree
+
+
+def chunked_kd_ce(
+    hidden: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    targets: torch.Tensor,
+    ids: torch.Tensor,
+    logprobs: torch.Tensor,
+    tail: torch.Tensor | None,
+    cfg: LossConfig,
+    *,
+    softcap: float | None = None,
+    capture_temperature: float = 1.0,
+    use_checkpoint: bool = True,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per-position KD, CE and top-1 agreement for hidden states [n, H] of the scored positions only.
+
+    The lm_head projection runs `cfg.chunk_size` positions at a time under activation checkpointing, so at most
+    one [chunk, V] logits block (plus its softmax) is alive, in the forward pass and again in the backward pass.
+    """
+    kds, ces, agrees = [], [], []
+    for s in range(0, hidden.shape[0], cfg.chunk_size):
+        e = s + cfg.chunk_size
+        args = (hidden[s:e], weight, bias, targets[s:e], ids[s:e], logprobs[s:e], None if tail is None else tail[s:e])
+        if use_checkpoint and torch.is_grad_enabled():
+            kd, ce, agree = checkpoint(
+                _chunk_terms, *args, cfg, softcap, capture_temperature, use_reentrant=False
+            )
+        else:
+            kd, ce, agree = _chunk_terms(*args, cfg, softcap, capture_temperature)
+        kds.append(kd)
+        ces.append(ce)
+        agrees.append(agree)
+    if not kds:
+        z = hidden.new_zeros(0)
+        return z, z, z
+    return torch.cat(kds), torch.cat(ces), torch.cat(agrees)
+
+
+@torch.no_grad()
+def chunked_topk(
+    hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, k: int, *, softcap=None, chunk_size=128
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The teacher's top-k (ids, log-probabilities, tail log-mass) for hidden states [n, H], chunk by chunk."""
+    ids, lps, tails = [], [], []
+    for s in range(0, hidden.shape[0], chunk_size):
+        logits = project_logits(hidden[s : s + chunk_size], weight, bias, softcap).float()
+        logp = F.log_softmax(logits, dim=-1)
+        v, i = logp.topk(k, dim=-1)
+        ids.append(i)
+        lps.append(v)
+        tails.append(_log1mexp(torch.logsumexp(v, dim=-1)) if k < logp.shape[-1] else torch.full_like(v[:, 0], -math.inf))
+    if not ids:
+        e = hidden.new_zeros((0, k))
+        return e.long(), e.float(), hidden.new_zeros(0).float()
+    return torch.cat(ids), torch.cat(lps), torch.cat(tails)
