@@ -155,6 +155,8 @@ def _sections(doc: str) -> tuple[list[str], dict[str, list[str]]]:
             name = match.group(1).lower()
             name = {"arguments": "args", "parameters": "args", "params": "args", "return": "returns"}.get(name, name)
             current = sections.setdefault(name, [])
+            if numpy_rule:
+                sections.setdefault("_numpy", []).append(name)
             i += 2 if numpy_rule else 1
             continue
         (current if current is not None else summary).append(line)
@@ -180,9 +182,16 @@ def _param_docs(doc: str) -> dict[str, str]:
     if not entries:
         return out
     base = min(_indent(ln) for ln in entries)
+    numpy = "args" in sections.get("_numpy", [])
     name = None
     for line in lines:
         if not line.strip():
+            continue
+        if _indent(line) == base and numpy:  # "name : type" then indented description lines
+            match = _NUMPY_ARG.match(line)
+            name = match.group(1) if match else None
+            if name:
+                out[name] = ""
             continue
         if _indent(line) == base:
             google = _GOOGLE_ARG.match(line)
