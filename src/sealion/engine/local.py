@@ -8,6 +8,7 @@ longest row), and computes logits for the last position only.
 
 from __future__ import annotations
 
+import inspect
 import threading
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Sequence
@@ -75,6 +76,9 @@ class LocalEngine(Engine):
             getattr(getattr(self.model.config, "text_config", self.model.config), "max_position_embeddings", 0) or 0
         )
         self._lock = threading.Lock()  # one generation at a time on this model
+        # transformers renamed `past_key_values` to `cache` in 5.2x; use whichever this version takes
+        params = inspect.signature(self.model.forward).parameters
+        self._cache_kw = "cache" if "cache" in params else "past_key_values"
 
     def _eos_ids(self, gen_config) -> set[int]:
         ids: set[int] = set()
@@ -171,8 +175,8 @@ class LocalEngine(Engine):
         cache = DynamicCache(config=self.model.config)
         extra = rows[0].extra_inputs if len(rows) == 1 else {}
         out = self.model(
-            input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache,
-            use_cache=True, logits_to_keep=1, **extra,
+            input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, logits_to_keep=1,
+            **{self._cache_kw: cache}, **extra,
         )
         history = ids  # full sequences, for logits processors
         active = list(rows)
@@ -210,7 +214,7 @@ class LocalEngine(Engine):
             history = torch.cat([history, step_ids[:, None]], dim=-1)
             out = self.model(
                 input_ids=step_ids[:, None], attention_mask=mask, position_ids=last_pos[:, None],
-                past_key_values=cache, use_cache=True, logits_to_keep=1,
+                use_cache=True, logits_to_keep=1, **{self._cache_kw: cache},
             )
 
     def _finish(self, r: _Row) -> Completion:

@@ -1,0 +1,139 @@
+"""The in-process engine on a tiny Gemma 4: batching, seeds, stop rules, streaming, usage."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from sealion.engine import ChatRequest, CompletionRequest, SamplingParams
+from sealion.engine.local import LocalEngine
+
+PROMPTS = [
+    "Hello there, how are",
+    "Ibu kota Indonesia adalah kota yang sangat besar dan ramai sekali, dengan banyak gedung tinggi",
+    "x",
+    "Xin chào, tôi là",
+    "เมืองหลวงของประเทศไทยคือ",
+]
+GREEDY = SamplingParams(max_new_tokens=12, temperature=0)
+
+
+@pytest.fixture(scope="module")
+def engine(tiny_text_dir):
+    return LocalEngine(tiny_text_dir, max_batch_size=4)
+
+
+def test_batched_greedy_equals_unbatched(engine):
+    solo = [engine.complete([CompletionRequest(p, GREEDY)])[0] for p in PROMPTS]
+    batch = engine.complete([CompletionRequest(p, GREEDY) for p in PROMPTS])
+    for a, b in zip(solo, batch):
+        assert a.token_ids == b.token_ids
+        assert a.text == b.text
+        assert a.completion_tokens == 12 and a.finish_reason == "length"
+
+
+def test_results_in_request_order_and_usage(engine):
+    out = engine.complete([CompletionRequest(p, GREEDY, id=str(i)) for i, p in enumerate(PROMPTS)])
+    assert [c.id for c in out] == [str(i) for i in range(len(PROMPTS))]
+    for p, c in zip(PROMPTS, out):
+        assert c.prompt_tokens == len(engine.encode(p))
+
+
+def test_seeded_sampling_is_reproducible(engine):
+    s = SamplingParams(max_new_tokens=16, temperature=1.0, seed=1234)
+    a = engine.complete([CompletionRequest("Hello", s)])[0]
+    b = engine.complete([CompletionRequest("Hello", s), CompletionRequest("Other prompt", s)])[0]
+    c = engine.complete([CompletionRequest("Hello", SamplingParams(max_new_tokens=16, temperature=1.0, seed=99))])[0]
+    assert a.token_ids == b.token_ids
+    assert a.token_ids != c.token_ids
+
+
+def test_model_default_sampling_from_generation_config(engine):
+    # the tiny model's generation_config samples (do_sample, top_k 64, top_p 0.95): unseeded runs differ
+    assert engine.defaults["do_sample"] is True and engine.defaults["top_k"] == 64
+    runs = {tuple(engine.complete([CompletionRequest("Hi", SamplingParams(max_new_tokens=8))])[0].token_ids)
+            for _ in range(3)}
+    assert len(runs) > 1
+
+
+def test_stop_string_cuts_output(engine):
+    full = engine.complete([CompletionRequest("Hello there", GREEDY)])[0]
+    assert len(full.text) > 6
+    stop = full.text[3:6]
+    cut = engine.complete([CompletionRequest("Hello there", SamplingParams(max_new_tokens=12, temperature=0,
+                                                                          stop=[stop]))])[0]
+    assert cut.finish_reason == "stop"
+    assert cut.text == full.text[: full.text.find(stop)]
+    assert stop not in cut.text
+
+
+def test_stop_token_id(engine):
+    full = engine.complete([CompletionRequest("Hello there", GREEDY)])[0]
+    third = full.token_ids[2]
+    cut = engine.complete([CompletionRequest("Hello there", SamplingParams(max_new_tokens=12, temperature=0,
+                                                                          stop_token_ids=[third]))])[0]
+    assert cut.finish_reason == "stop"
+    assert cut.token_ids == full.token_ids[: full.token_ids.index(third)]
+
+
+def test_streaming_deltas_concatenate_to_final_text(engine):
+    req = CompletionRequest("Xin chào", SamplingParams(max_new_tokens=10, temperature=0))
+    deltas = list(engine.stream(req))
+    final = deltas[-1].final
+    assert final is not None and final.completion_tokens == 10
+    assert "".join(d.text for d in deltas) == final.text
+    assert final.text == engine.complete([req])[0].text
+    assert sum(1 for d in deltas if d.text) >= 3  # really incremental
+
+
+def test_streaming_never_shows_text_later_cut_by_stop(engine):
+    full = engine.complete([CompletionRequest("Hello there", GREEDY)])[0]
+    stop = full.text[4:9]
+    req = CompletionRequest("Hello there", SamplingParams(max_new_tokens=12, temperature=0, stop=[stop]))
+    shown = "".join(d.text for d in engine.stream(req))
+    assert shown == full.text[: full.text.find(stop)]
+
+
+def test_logits_processor_scripts_output(tiny_text_dir):
+    script = [10979, 236764, 1902]  # "Hi", ",", " there" in the Gemma vocabulary
+
+    class Force:
+        def __call__(self, input_ids, scores):
+            step = input_ids.shape[1] - self.prompt_len
+            forced = torch.full_like(scores, -1e9)
+            forced[:, script[step] if step < len(script) else 1] = 0
+            return forced
+
+    force = Force()
+    e = LocalEngine(tiny_text_dir, logits_processors=[force])
+    req = CompletionRequest("Say hi", SamplingParams(max_new_tokens=10, temperature=0))
+    force.prompt_len = len(e.encode("Say hi"))
+    out = e.complete([req])[0]
+    assert out.token_ids == script and out.finish_reason == "stop"
+    assert out.text == e.tokenizer.decode(script)
+
+
+def test_chat_request_renders_and_stops_at_turn_end(tiny_text_dir):
+    turn_end = 106
+
+    def force_end_after_two(input_ids, scores):
+        forced = torch.full_like(scores, -1e9)
+        forced[:, 10979 if input_ids.shape[1] < force_end_after_two.n + 2 else turn_end] = 0
+        return forced
+
+    e = LocalEngine(tiny_text_dir, logits_processors=[force_end_after_two])
+    msgs = [{"role": "user", "content": "Hi"}]
+    from sealion.engine.prompting import render_chat
+
+    force_end_after_two.n = len(e.encode(render_chat(e.tokenizer, msgs)))
+    out = e.chat([ChatRequest(msgs, SamplingParams(max_new_tokens=10, temperature=0))])[0]
+    assert out.finish_reason == "stop" and out.completion_tokens == 2
+    assert out.content == "HiHi"
+
+
+def test_prompt_over_context_is_refused(tiny_text_dir):
+    from sealion.errors import SealionError
+
+    e = LocalEngine(tiny_text_dir)
+    with pytest.raises(SealionError, match="context"):
+        e.complete([CompletionRequest("word " * 5000, GREEDY)])
