@@ -7,6 +7,7 @@ import html
 import io
 import json
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -77,7 +78,8 @@ def _bar_svg(labels: list[str], means: list[float], errs: list[float], title: st
     fig.savefig(buf, format="svg")
     plt.close(fig)
     svg = buf.getvalue()
-    return svg[svg.find("<svg"):]
+    svg = svg[svg.find("<svg"):]
+    return re.sub(r"<metadata>.*?</metadata>", "", svg, flags=re.S)  # drop matplotlib's RDF block
 
 
 def html_report(results: dict) -> str:

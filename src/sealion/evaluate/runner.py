@@ -238,7 +238,7 @@ class Runner:
         if pool_fn is not None:
             chosen = pool_fn(u.spec, u.lang, item, u.fewshot, FEWSHOT_K)
         else:
-            chosen = [ex for ex in u.fewshot if ex.id != item.id][:FEWSHOT_K]
+            chosen = [ex for ex in u.fewshot if ex.prompts != item.prompts][:FEWSHOT_K]
         return [u.kind.fewshot_pair(u.spec, u.lang, ex) for ex in chosen]
 
     def _request(self, u: Unit, item: Item, turn: int, history: list[TurnOutput], seed: int):
@@ -281,7 +281,7 @@ class Runner:
         prompts: list[list[Any]] = [[] for _ in u.items]
         for turn in range(n_turns):
             path = self._cache_path(run, u, turn)
-            cache = {row["key"]: row for row in sio.read_jsonl(path)}
+            cache = read_cache(path)
             todo = []
             for i, item in enumerate(u.items):
                 if turn >= len(item.prompts) or (turn > 0 and len(outputs[i]) < turn):
@@ -445,6 +445,28 @@ class Runner:
 
 
 # --------------------------------------------------------------------------------------------------- small helpers
+
+
+def read_cache(path: Path) -> dict[str, dict]:
+    """Cache rows by key. A line torn by a kill is dropped, and the file rewritten without it, so later appends
+    never sit behind a broken line."""
+    if not path.exists():
+        return {}
+    good, bad = [], 0
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            if isinstance(row, dict) and "key" in row:
+                good.append(row)
+                continue
+        except ValueError:
+            pass
+        bad += 1
+    if bad:
+        sio.write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in good))
+    return {r["key"]: r for r in good}
 
 
 def _row_from_completion(key: str, comp: Any) -> dict:

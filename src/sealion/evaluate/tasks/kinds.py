@@ -40,7 +40,7 @@ class ChoiceKind(TaskKind):
 
     def fewshot_pool(self, spec: TaskSpec, lang: str, item: Item, pool: list[Item], k: int = 5) -> list[Item]:
         key = spec.options.get("fewshot_same")
-        cands = [ex for ex in pool if ex.id != item.id]
+        cands = [ex for ex in pool if ex.prompts != item.prompts]  # never the item itself (ThaiExam pools)
         if key:
             same = [ex for ex in cands if ex.metadata.get(key) == item.metadata.get(key)]
             cands = same or cands
