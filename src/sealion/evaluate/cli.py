@@ -36,6 +36,9 @@ def register(subparsers) -> None:
     p.add_argument("--batch-size", type=int, default=16, help="in-process batch size (default 16)")
     p.add_argument("--concurrency", type=int, default=16, help="concurrent requests to an endpoint (default 16)")
     p.add_argument("--max-tokens", type=int, default=None, help="override every task's max_tokens")
+    p.add_argument("--temperature", type=float, default=None,
+                   help="override the model's sampling temperature (0 = greedy; default: generation_config)")
+    p.add_argument("--shots", type=int, default=None, help="few-shot examples for base models (default 5)")
     p.add_argument("--judge", default=None, help="judge model or endpoint for judged tasks")
     p.add_argument("--metricx", default=None, help="local MetricX-24 model directory (translation); else chrF++")
     p.add_argument("--out", default="runs/eval", help="output directory (default runs/eval)")
@@ -52,7 +55,7 @@ def run(args) -> int:
     cfg = EvalConfig(model=args.model, tasks=args.tasks, out=args.out, languages=args.languages, runs=args.runs,
                      limit=args.limit, data=args.data, base_model=args.base_model, think=args.think,
                      think_budget=args.think_budget, batch_size=args.batch_size, concurrency=args.concurrency,
-                     max_tokens=args.max_tokens, judge=args.judge, metricx=args.metricx,
+                     max_tokens=args.max_tokens, temperature=args.temperature, shots=args.shots, judge=args.judge, metricx=args.metricx,
                      progress=not args.no_progress)
     results = run_eval(cfg)
     sys.stdout.write(markdown_table(results))

@@ -53,6 +53,8 @@ class EvalConfig:
     batch_size: int = 16
     concurrency: int = 16
     max_tokens: int | None = None  # override every task's max_tokens (benchmarks)
+    temperature: float | None = None  # None: the model's generation_config; 0: greedy
+    shots: int | None = None  # few-shot examples for base models (None: SEA-HELM's 5)
     seeds: list[int] | None = None
     judge: str | None = None
     metricx: str | None = None
@@ -234,11 +236,14 @@ class Runner:
         return n + (self.cfg.think_budget if self.cfg.think else 0)
 
     def _shots(self, u: Unit, item: Item) -> list[tuple[str, str]]:
+        k = FEWSHOT_K if self.cfg.shots is None else self.cfg.shots
+        if k <= 0:
+            return []
         pool_fn = getattr(u.kind, "fewshot_pool", None)
         if pool_fn is not None:
-            chosen = pool_fn(u.spec, u.lang, item, u.fewshot, FEWSHOT_K)
+            chosen = pool_fn(u.spec, u.lang, item, u.fewshot, k)
         else:
-            chosen = [ex for ex in u.fewshot if ex.prompts != item.prompts][:FEWSHOT_K]
+            chosen = [ex for ex in u.fewshot if ex.prompts != item.prompts][:k]
         return [u.kind.fewshot_pair(u.spec, u.lang, ex) for ex in chosen]
 
     def _request(self, u: Unit, item: Item, turn: int, history: list[TurnOutput], seed: int):
@@ -246,13 +251,14 @@ class Runner:
         from ..engine.types import ChatRequest, CompletionRequest, SamplingParams
 
         users = u.kind.user_turns(u.spec, u.lang, item)
-        params = SamplingParams(max_new_tokens=self._max_tokens(u), seed=seed,
+        params = SamplingParams(max_new_tokens=self._max_tokens(u), seed=seed, temperature=self.cfg.temperature,
                                 stop=list(u.kind.stop(u.spec, u.lang, bool(self.base_model))))
         if self.base_model:
             pre = u.kind.preamble(u.spec, u.lang, item)
             body = users[0][len(pre):].lstrip("\n") if pre and users[0].startswith(pre) else users[0]
             prompt = render_base_prompt(pre, self._shots(u, item), body)
-            payload = {"prompt": prompt, "max_tokens": params.max_new_tokens, "stop": params.stop, "seed": seed}
+            payload = {"prompt": prompt, "max_tokens": params.max_new_tokens, "stop": params.stop, "seed": seed,
+                       "temperature": params.temperature}
             return payload, CompletionRequest(prompt=prompt, params=params, id=item.id)
         messages: list[dict[str, str]] = []
         for t in range(turn + 1):
@@ -260,7 +266,7 @@ class Runner:
             if t < turn:
                 messages.append({"role": "assistant", "content": history[t].answer})
         payload = {"messages": messages, "max_tokens": params.max_new_tokens, "stop": params.stop, "seed": seed,
-                   "think": self.cfg.think}
+                   "think": self.cfg.think, "temperature": params.temperature}
         return payload, ChatRequest(messages=messages, params=params, enable_thinking=self.cfg.think, id=item.id)
 
     # ----------------------------------------------------------------------------------------- generation
