@@ -67,7 +67,16 @@ def run(args) -> int:
         for n in notes:
             print(f"note: {n}")
         return 0
-    statuses = run_recipe(args.recipe, out, data_dir=args.data, from_stage=args.from_stage, only=args.only)
+    import signal
+
+    def _stop(signum, frame):  # a plain `kill` stops as cleanly as Ctrl-C: partial files kept for a resume
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, _stop)
+    try:
+        statuses = run_recipe(args.recipe, out, data_dir=args.data, from_stage=args.from_stage, only=args.only)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     ran = [s.name for s in statuses if s.action in ("run", "resume")]
     print(f"recipe {name}: {'ran ' + ', '.join(ran) if ran else 'nothing to do (all stages current)'}",
           file=sys.stderr)

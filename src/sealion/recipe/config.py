@@ -103,8 +103,8 @@ class DistillSpec(_Section):
     num_processes: int = Field(1, gt=0)
     epochs: float = Field(1.0, gt=0)
     max_steps: int | None = Field(None, gt=0)
-    batch_size: int = Field(8, gt=0)
-    grad_accum: int = Field(1, gt=0)
+    batch_size: int = Field(8, gt=0, description="rows per optimiser step, over all processes")
+    micro_batch_size: int = Field(2, gt=0, description="rows per forward pass, per process")
     lr: float = Field(1e-4, gt=0)
     warmup_steps: int = Field(0, ge=0)
     weight_decay: float = Field(0.0, ge=0)
@@ -113,9 +113,8 @@ class DistillSpec(_Section):
     ce_weight: float = Field(0.0, ge=0)
     divergence: Literal["fkl", "rkl", "jsd", "tvd"] = "fkl"
     missing_mass: Literal["zero", "tail"] = "tail"
-    freeze_embeddings: bool = False
     gradient_checkpointing: bool = False
-    save_every: int = Field(0, ge=0, description="checkpoint every N steps (0: only at the end)")
+    save_every: int = Field(50, ge=0, description="checkpoint every N steps (0: only at the end / on Ctrl-C)")
     dtype: str | None = None
     seed: int = 0
 
@@ -125,6 +124,9 @@ class DistillSpec(_Section):
             raise ValueError("kd_weight and ce_weight are both 0: nothing to train on")
         if self.launcher == "accelerate" and not self.accelerate_config:
             raise ValueError("launcher: accelerate needs accelerate_config")
+        if self.micro_batch_size * self.num_processes > self.batch_size:
+            raise ValueError(f"batch_size ({self.batch_size}) must be at least micro_batch_size x num_processes "
+                             f"({self.micro_batch_size} x {self.num_processes})")
         return self
 
 

@@ -185,9 +185,12 @@ def _generate(recipe: Recipe, todo: list[dict[str, Any]], gen_path: Path, log: C
     g = recipe.data.generate
     engine = open_engine(recipe.teacher, max_batch_size=g.batch_size, text_only=True)
     try:
-        from ..models import load_tokenizer, resolve
+        tokenizer = getattr(engine, "tokenizer", None)
+        if tokenizer is None:
+            from ..models import load_tokenizer, resolve
 
-        render = prompt_renderer(load_tokenizer(resolve(recipe.teacher)))
+            tokenizer = load_tokenizer(resolve(recipe.teacher))
+        render = prompt_renderer(tokenizer)
         params = SamplingParams(max_new_tokens=g.max_new_tokens, temperature=g.temperature, top_p=g.top_p,
                                 do_sample=g.temperature > 0, seed=g.seed)
         bar = tqdm(total=len(todo), desc="data: teacher responses", unit="prompt")

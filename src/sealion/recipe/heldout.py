@@ -129,22 +129,22 @@ def run_heldout(teacher_ref: str, model_dirs: dict[str, Path], heldout_path: Pat
                 log: Callable[[str], None]) -> dict[str, Any]:
     from tqdm import tqdm
 
-    from ..models import load
+    from ..distill.modeling import load_model  # text part only; tokenizers loaded once per content
 
     rows = read_jsonl(heldout_path)
     if not rows:
         raise ValueError(f"{heldout_path}: no held-out rows")
-    teacher = load(teacher_ref, text_only=True, dtype=torch.float32)
-    teacher.model.eval()
+    teacher_model, tokenizer, _ = load_model(teacher_ref, dtype="float32")
+    teacher_model.eval()
     models = {}
     for name, path in model_dirs.items():
-        m = load(str(path), text_only=True, dtype=torch.float32).model
+        m = load_model(str(path), dtype="float32")[0]
         m.eval()
         models[name] = m
     bar = tqdm(total=len(rows), desc="evaluate: held-out KL", unit="row")
-    encoded = encode_rows(teacher.tokenizer, heldout_path, max_len=max_len)
-    pad_id = teacher.tokenizer.pad_token_id if teacher.tokenizer.pad_token_id is not None else 0
-    per_row = score_models(teacher.model, models, encoded, pad_id=pad_id, batch_size=batch_size,
+    encoded = encode_rows(tokenizer, heldout_path, max_len=max_len)
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    per_row = score_models(teacher_model, models, encoded, pad_id=pad_id, batch_size=batch_size,
                            progress=bar.update)
     bar.close()
     from ..io import write_text

@@ -63,6 +63,14 @@ class StageStatus:
     key: str | None = None
 
 
+def _cpu_seconds() -> float:
+    """CPU time of this process and its finished children (a stage's cost, independent of machine load)."""
+    import resource
+
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 def read_done(stage_dir: Path) -> dict | None:
     p = stage_dir / DONE
     if not p.is_file():
@@ -220,7 +228,7 @@ class Runner:
             if not resume:
                 write_json(sdir / STARTED, {"key": key, "started": time.time()})
             self.log(f"{s.name}: {'resume' if resume else 'run'} ({status.reason})")
-            t0 = time.time()
+            t0, c0 = time.time(), _cpu_seconds()
             prior = float(started.get("seconds_before", 0.0)) if resume and started else 0.0
             ctx = StageContext(s.name, sdir, self.run_dir, {d: self.stage_dir(d) for d in s.deps}, self.log)
             try:
@@ -235,7 +243,7 @@ class Runner:
                 raise SealionError(f"stage {s.name}: finished without writing {', '.join(missing)}")
             run_id = uuid.uuid4().hex
             write_json(sdir / DONE, {"stage": s.name, "key": key, "run_id": run_id, "seconds": round(seconds, 3),
-                                     "bytes": dir_size(sdir), "finished": time.time(), "summary": summary})
+                                     "cpu_seconds": round(_cpu_seconds() - c0, 3), "bytes": dir_size(sdir), "finished": time.time(), "summary": summary})
             (sdir / STARTED).unlink(missing_ok=True)
             run_ids[s.name] = run_id
             self.log(f"{s.name}: done in {seconds:.1f}s")

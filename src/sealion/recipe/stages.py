@@ -57,10 +57,29 @@ def _run_student(recipe: Recipe, ctx: StageContext) -> dict:
         return {"source": source, "path": str(path), "layers": "all"}
     from ..distill.student import init_student
 
+    teacher_dir = resolve(source)
+    cfg = json.loads((teacher_dir / "config.json").read_text(encoding="utf-8"))
+    n = int((cfg.get("text_config") or cfg)["num_hidden_layers"])
+    layers = spec.layers or evenly_spaced(n, spec.num_layers or n)
+    if max(layers) >= n:
+        raise ConfigError(f"student.layers: index {max(layers)} is out of range; {source} has {n} layers")
     out = ctx.dir / "model"
-    result = init_student(source, out, layers=spec.layers, num_layers=spec.num_layers)
-    _publish_model(ctx, out, source=source)
-    return {"source": source, **(result if isinstance(result, dict) else {})}
+    if out.exists():  # a half-written student from a killed run: rewrite it (cheap, one pass over the tensors)
+        import shutil
+
+        shutil.rmtree(out)
+    init_student(str(teacher_dir), layers, out)
+    _publish_model(ctx, out, source=source, layers=layers)
+    return {"source": source, "layers": layers, "teacher_layers": n}
+
+
+def evenly_spaced(n: int, k: int) -> list[int]:
+    """k layer indices out of n, spread evenly, always keeping the first and the last."""
+    if k >= n:
+        return list(range(n))
+    if k == 1:
+        return [n - 1]
+    return sorted({round(i * (n - 1) / (k - 1)) for i in range(k)})
 
 
 # ---------------------------------------------------------------------------------------------- capture
@@ -128,9 +147,11 @@ def _run_merge(recipe: Recipe, ctx: StageContext) -> dict:
     cfg = merge_config(recipe, distilled, partner)
     cfg = {k: v for k, v in cfg.items() if v is not None}
     out = ctx.dir / "model"
-    summary = merge(cfg, out, resume=True, progress=True)
+    if (out / "sealion_merge.json").is_file():  # published before a kill: the merge itself is complete
+        d = json.loads((out / "sealion_merge.json").read_text(encoding="utf-8"))
+    else:
+        d = merge(cfg, out, resume=True, progress=True).to_dict()
     _publish_model(ctx, out, partner=str(partner))
-    d = summary.to_dict() if hasattr(summary, "to_dict") else {}
     return {"method": recipe.merge.method, "partner": str(partner), "weight": recipe.merge.weight,
             **{k: d[k] for k in ("shards", "bytes_written", "family") if k in d}}
 

@@ -1,0 +1,204 @@
+"""The whole recipe on tiny models: every stage for real (engine generation, init-student, capture, training,
+merge, held-out evaluation, report), then skip / rerun / kill-and-resume on that run, and the report in Chromium."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from sealion.recipe import run_recipe
+from sealion.recipe.runner import DONE, read_done
+from sealion.recipe.stages import STAGES
+
+REPO = Path(__file__).resolve().parents[2]
+MODELS = ("teacher", "student-init", "student", "merged")
+
+
+def tiny_recipe(teacher: Path, **merge) -> dict:
+    return {
+        "name": "tiny",
+        "teacher": str(teacher),
+        "student": {"num_layers": 3},
+        "data": {"languages": ["id", "th"], "per_language": 3, "heldout_per_language": 2,
+                 "generate": {"max_new_tokens": 6, "batch_size": 8}, "max_seq_len": 64},
+        "capture": {"top_k": 8, "rows_per_shard": 2, "batch_size": 4},
+        "distill": {"max_steps": 4, "batch_size": 2, "micro_batch_size": 2, "lr": 1e-3, "save_every": 1},
+        "merge": {"method": "linear", "weight": 0.5, **merge},
+        "evaluate": {"heldout": {"bootstrap": 50, "batch_size": 4}},
+    }
+
+
+def write_recipe(path: Path, data: dict) -> Path:
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    return path
+
+
+def report_data(run: Path) -> dict:
+    return json.loads((run / "report" / "report.json").read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory, tiny_gemma3_dir) -> dict:
+    root = tmp_path_factory.mktemp("recipe")
+    recipe = write_recipe(root / "tiny.yaml", tiny_recipe(tiny_gemma3_dir))
+    run = root / "run"
+    statuses = run_recipe(recipe, run, log=lambda m: None)
+    return {"root": root, "recipe": recipe, "run": run, "statuses": statuses, "teacher": tiny_gemma3_dir}
+
+
+def actions(statuses) -> dict[str, str]:
+    return {s.name: s.action for s in statuses}
+
+
+def test_full_run_writes_every_stage(tiny_run):
+    run = tiny_run["run"]
+    assert actions(tiny_run["statuses"]) == {s: "run" for s in STAGES}
+    for s in STAGES:
+        done = read_done(run / s)
+        assert done is not None and done["seconds"] >= 0 and done["bytes"] > 0, s
+    # resolved config saved with the run, defaults filled in
+    resolved = yaml.safe_load((run / "recipe.yaml").read_text())
+    assert resolved["distill"]["divergence"] == "fkl" and resolved["student"]["num_layers"] == 3
+    # data: teacher responses, split per language
+    train = [json.loads(x) for x in (run / "data" / "train.jsonl").read_text().splitlines()]
+    held = [json.loads(x) for x in (run / "data" / "heldout.jsonl").read_text().splitlines()]
+    assert len(train) == 6 and len(held) == 4
+    assert all(r["messages"][1]["role"] == "assistant" and r["messages"][1]["content"] for r in train)
+    assert not {r["id"] for r in train} & {r["id"] for r in held}
+    # student: 3 of the teacher's 6 layers
+    student = json.loads((run / "student" / "model.json").read_text())
+    assert student["layers"] == [0, 2, 5]
+    assert json.loads((Path(student["path"]) / "config.json").read_text())["num_hidden_layers"] == 3
+    # capture, distilled and merged models exist where the markers say
+    assert json.loads((run / "capture" / "topk" / "manifest.json").read_text())["complete"] is True
+    assert read_done(run / "distill")["summary"]["steps"] == 4
+    for stage in ("distill", "merge"):
+        path = Path(json.loads((run / stage / "model.json").read_text())["path"])
+        assert (path / "config.json").is_file() and list(path.glob("*.safetensors")), stage
+
+
+def test_report_data_covers_four_models_and_languages(tiny_run):
+    data = report_data(tiny_run["run"])
+    held = data["heldout"]
+    assert set(held) == set(MODELS)
+    for m in MODELS:
+        assert set(held[m]) == {"id", "th", "all"}
+        for lang in ("id", "th", "all"):
+            for metric in ("kl", "top1", "ppl"):
+                e = held[m][lang][metric]
+                assert e["lo"] <= e["value"] + 1e-9 and e["value"] <= e["hi"] + 1e-9, (m, lang, metric)
+    assert held["teacher"]["all"]["kl"]["value"] == 0 and held["teacher"]["all"]["top1"]["value"] == 1
+    assert held["student-init"]["all"]["kl"]["value"] > 0
+    assert data["curves"]["loss"] and [s for s, _ in data["curves"]["loss"]] == [1, 2, 3, 4]
+    assert set(data["verdict"]) == {"student", "merged"}
+    html = (tiny_run["run"] / "report.html").read_text()
+    assert html.count('class="chart"') >= 4 and "student before" in html
+    assert not re.search(r'(src|href)="https?://', html)  # nothing fetched from the network
+
+
+def test_second_run_skips_everything(tiny_run):
+    before = {s: read_done(tiny_run["run"] / s)["run_id"] for s in STAGES}
+    statuses = run_recipe(tiny_run["recipe"], tiny_run["run"], log=lambda m: None)
+    assert actions(statuses) == {s: "skip" for s in STAGES}
+    assert {s: read_done(tiny_run["run"] / s)["run_id"] for s in STAGES} == before
+
+
+def test_changed_merge_reruns_merge_and_after_only(tiny_run):
+    run = tiny_run["root"] / "run-merge"
+    shutil.copytree(tiny_run["run"], run)
+    recipe = write_recipe(tiny_run["root"] / "tiny-merge.yaml", tiny_recipe(tiny_run["teacher"], weight=0.9))
+    statuses = run_recipe(recipe, run, log=lambda m: None)
+    assert actions(statuses) == {"data": "skip", "student": "skip", "capture": "skip", "distill": "skip",
+                                 "merge": "run", "evaluate": "run", "report": "run"}
+    old, new = report_data(tiny_run["run"])["heldout"], report_data(run)["heldout"]
+    assert new["student"] == old["student"]  # untouched models score the same
+    assert new["merged"]["all"]["kl"]["value"] != old["merged"]["all"]["kl"]["value"]
+    # --from reruns from the named stage; --only just one stage
+    assert actions(run_recipe(recipe, run, from_stage="evaluate", log=lambda m: None))["evaluate"] == "run"
+    st = actions(run_recipe(recipe, run, only="report", log=lambda m: None))
+    assert st["report"] == "run" and st["evaluate"] == "skip"
+
+
+def test_killed_run_resumes_to_the_same_report_data(tiny_run):
+    """Kill -9 the CLI during distillation, run it again: the final numbers equal an uninterrupted run's."""
+    run = tiny_run["root"] / "run-kill"
+    run.mkdir()
+    for s in ("data", "student", "capture"):  # same recipe, so these are current; the kill lands in distill
+        shutil.copytree(tiny_run["run"] / s, run / s)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
+    cmd = [sys.executable, "-m", "sealion", "recipe", str(tiny_run["recipe"]), "--out", str(run)]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    ckpts = run / "distill" / "model" / "checkpoints"
+    deadline = time.time() + 300
+    try:
+        while time.time() < deadline and proc.poll() is None:
+            if ckpts.is_dir() and any(ckpts.glob("step-*")):
+                break
+            time.sleep(0.05)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert not (run / "distill" / DONE).exists(), "the run finished before it could be killed"
+    assert (run / "distill" / ".started.json").exists()
+    statuses = run_recipe(tiny_run["recipe"], run, log=lambda m: None)
+    acts = actions(statuses)
+    assert acts["capture"] == "skip" and acts["distill"] == "resume" and acts["report"] == "run"
+    a, b = report_data(tiny_run["run"]), report_data(run)
+    assert _close(a["heldout"], b["heldout"])
+    assert [s for s, _ in b["curves"]["loss"]] == [1, 2, 3, 4]
+    assert b["verdict"] == a["verdict"]
+
+
+def _close(a, b, rel=1e-4) -> bool:
+    if isinstance(a, dict):
+        assert set(a) == set(b)
+        return all(_close(a[k], b[k], rel) for k in a)
+    if isinstance(a, float):
+        assert b == pytest.approx(a, rel=rel, abs=1e-6)
+        return True
+    assert a == b
+    return True
+
+
+# ----------------------------------------------------------------------------------------- the browser check
+def chromium() -> str | None:
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        path = shutil.which(name)
+        if path:
+            return path
+    return None
+
+
+def test_report_renders_in_headless_chromium(tiny_run, tmp_path):
+    exe = chromium()
+    if exe is None:
+        pytest.skip("chromium is not installed (apt-get install -y chromium)")
+    report = tiny_run["run"] / "report.html"
+    cmd = [exe, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+           "--disable-background-networking", "--disable-component-update", "--disable-sync",
+           "--disable-dev-shm-usage", f"--user-data-dir={tmp_path / 'profile'}", "--enable-logging=stderr",
+           "--v=0", "--virtual-time-budget=3000", "--dump-dom", report.resolve().as_uri()]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    dom = res.stdout
+    assert res.returncode == 0, res.stderr[-2000:]
+    # the inline script ran (it counts the charts into <body data-rendered>): JavaScript executed without error
+    m = re.search(r'<body[^>]*data-rendered="(\d+)"', dom)
+    assert m is not None, dom[:500]
+    assert int(m.group(1)) >= 4
+    assert dom.count("<svg") >= 4 and 'class="bar"' in dom and 'class="errbar"' in dom and 'class="line"' in dom
+    console = [line for line in res.stderr.splitlines() if "CONSOLE" in line]
+    errors = [line for line in console if re.search(r"error|uncaught|failed", line, re.I)]
+    assert not errors, errors
+    # no request left the machine: every resource is inline
+    assert "net::ERR" not in res.stderr
