@@ -42,7 +42,7 @@ class _MTBenchBase(TaskKind):
         if not ref:
             raise ConfigError(f"task {spec.name!r} needs a judge: pass --judge URL_OR_MODEL "
                               "(an OpenAI-compatible base URL or a model reference such as 'demo')")
-        max_tokens = int(ctx.options.get("judge_max_tokens") or spec.options.get("judge_max_tokens", 1024))
+        max_tokens = int(ctx.options.get("judge_max_tokens") or spec.options.get("judge_max_tokens", 512))
         progress = _progress_bar(f"judge {spec.name} [{lang}]")
         return Judge(
             ctx.engine(str(ref)), ref=str(ref), cache_path=Path(ctx.cache_dir) / "judge" / f"{spec.name}_{lang}.jsonl",
