@@ -92,3 +92,11 @@ def test_kind_scores_real_rows_end_to_end():
     assert m[spec.metric] == pytest.approx(100.0 / 100)
     assert m["correct_language_rate"] == pytest.approx(1.0)
     assert isinstance(scores[0], ItemScore)
+
+
+def test_malformed_row_fails_its_item_not_the_run():
+    items = [IFEvalItem("p", ["keywords:frequency"], [{"keyword": "nasi"}], "id"),  # no relation/frequency
+             IFEvalItem("p", ["no:such_instruction"], [{}], "id")]
+    res = score_items(items, ["Saya makan nasi goreng setiap pagi.", "Saya makan nasi goreng setiap pagi."])
+    assert [r.strict_pass for r in res] == [False, False]
+    assert all(r.to_details()["errors"] for r in res)

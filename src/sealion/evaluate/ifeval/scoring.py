@@ -31,6 +31,7 @@ class IFEvalResult:
     skipped: bool = False
     category: str = ""
     subcategories: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)  # checker failures on malformed rows
 
     @property
     def strict_pass(self) -> bool:
@@ -45,6 +46,7 @@ class IFEvalResult:
             "category": self.category, "subcategories": self.subcategories, "strict": self.strict,
             "loose": self.loose, "expected_language": self.expected_language,
             "detected_language": self.detected_language, "language_ok": self.language_ok, "skipped": self.skipped,
+            **({"errors": self.errors} if self.errors else {}),
         }
 
 
@@ -66,14 +68,19 @@ def score_items(items: list[IFEvalItem], responses: list[str]) -> list[IFEvalRes
         lang_ok = bool(response.strip()) and is_language(response, expected, det)
         skipped = any(skips(iid, item.lang) for iid in item.instruction_ids)
         ctx = CheckContext(lang=item.lang, prompt=item.prompt)
-        strict, loose = [], []
+        strict, loose, errors = [], [], []
         if not skipped:
             for iid, kw in zip(item.instruction_ids, item.kwargs):
-                strict.append(check(iid, response, kw or {}, ctx))
-                loose.append(check(iid, response, kw or {}, ctx, loose=True))
+                try:
+                    strict.append(check(iid, response, kw or {}, ctx))
+                    loose.append(check(iid, response, kw or {}, ctx, loose=True))
+                except (KeyError, ValueError, TypeError) as e:  # a malformed row fails its item, not the run
+                    strict.append(False)
+                    loose.append(False)
+                    errors.append(f"{iid}: {type(e).__name__}: {e}")
         results.append(IFEvalResult(
             strict=strict, loose=loose, expected_language=expected, detected_language=det, language_ok=lang_ok,
-            skipped=skipped, category=item.category, subcategories=list(item.instruction_ids),
+            skipped=skipped, category=item.category, subcategories=list(item.instruction_ids), errors=errors,
         ))
     return results
 
