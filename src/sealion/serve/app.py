@@ -278,7 +278,7 @@ def create_app(model, tokenizer=None, *, config: ServeConfig | None = None) -> F
             return _streaming(state, _chat_stream(state, body, plan, rid, handle), "chat", started, handle)
         text, final = await _collect(request, handle)
         _observe(state, "chat", started, handle)
-        parsed = state.codec.parse(plan.forced_prefix + text, tools=plan.tools)
+        parsed = state.codec.parse(plan.forced_prefix + text, prompt=plan.prompt)
         message: dict[str, Any] = {"role": "assistant", "content": parsed.content}
         reasoning = parsed.reasoning if plan.thinking else None
         message["reasoning_content"] = reasoning
@@ -439,7 +439,7 @@ async def _chat_stream(state, body, plan: ChatPlan, rid, handle: AsyncRequest) -
         return {"id": rid, "object": "chat.completion.chunk", "created": created, "model": name,
                 "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]}
 
-    parser = state.codec.stream_parser(tools=plan.tools)
+    parser = state.codec.stream_parser(prompt=plan.prompt)
     calls = 0
 
     def render_deltas(pieces: list[dict]) -> list[str]:

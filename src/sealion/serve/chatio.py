@@ -6,7 +6,6 @@ Output pieces are plain dicts, in order: {"reasoning": str}, {"content": str}, {
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,10 +23,11 @@ class Parsed:
     tool_calls: list[dict[str, Any]] = field(default_factory=list)
 
 
-def _chat():
-    import sealion.chat as chat  # imported late: the chat layer is optional at import time
+def _parse_module():
+    import importlib
 
-    return chat
+    # the module, not the `parse` function that sealion.chat re-exports under the same name
+    return importlib.import_module("sealion.chat.parse")
 
 
 class ChatCodec:
@@ -49,51 +49,35 @@ class ChatCodec:
         """Prompt text that makes the model write a tool call (and, with a name, that tool's arguments)."""
         return TOOL_CALL_OPEN + (f"{name}{{" if name else "")
 
-    def parse(self, text: str, *, tools: list[dict] | None = None) -> Parsed:
-        parsed = _chat().parse(text)
-        calls = [_call_dict(c) for c in (parsed.tool_calls or [])]
-        return Parsed(content=parsed.content, reasoning=parsed.reasoning, tool_calls=calls)
+    def parse(self, text: str, *, prompt: str | None = None) -> Parsed:
+        """`text`: the generated text with control tokens kept; `prompt`: the rendered prompt (tells whether the
+        answer starts inside an open thought channel)."""
+        parsed = _parse_module().parse(text, prompt=prompt)
+        return Parsed(content=parsed.content, reasoning=parsed.reasoning, tool_calls=list(parsed.tool_calls))
 
-    def stream_parser(self, *, tools: list[dict] | None = None) -> "StreamAdapter":
-        return StreamAdapter(_chat().StreamParser())
+    def stream_parser(self, *, prompt: str | None = None) -> "StreamAdapter":
+        return StreamAdapter(_parse_module().StreamParser(prompt=prompt))
 
 
 class StreamAdapter:
-    """Wraps `sealion.chat.StreamParser` so the app sees the piece dicts described above."""
+    """Wraps `sealion.chat.parse.StreamParser` so the app sees the piece dicts described above."""
 
     def __init__(self, parser):
         self.parser = parser
 
     def feed(self, text: str) -> list[dict]:
-        if not text:
-            return []
-        return _pieces(self.parser.feed(text))
+        return _pieces(self.parser.feed(text)) if text else []
 
     def finish(self) -> list[dict]:
-        close = getattr(self.parser, "finish", None) or getattr(self.parser, "close", None)
-        return _pieces(close()) if close else []
+        return _pieces(self.parser.finish())
 
 
-def _call_dict(call: Any) -> dict:
-    if isinstance(call, dict):
-        fn = call.get("function", call)
-        return {"id": call.get("id"), "name": fn.get("name"), "arguments": fn.get("arguments", {})}
-    fn = getattr(call, "function", call)
-    return {"id": getattr(call, "id", None), "name": getattr(fn, "name", None),
-            "arguments": getattr(fn, "arguments", {})}
-
-
-def _pieces(deltas: Any) -> list[dict]:
+def _pieces(events) -> list[dict]:
     out: list[dict] = []
-    for d in deltas or []:
-        get = d.get if isinstance(d, dict) else (lambda k, d=d: getattr(d, k, None))
-        if get("reasoning"):
-            out.append({"reasoning": get("reasoning")})
-        if get("content"):
-            out.append({"content": get("content")})
-        for call in get("tool_calls") or ([get("tool_call")] if get("tool_call") else []):
-            c = _call_dict(call)
-            if not isinstance(c["arguments"], str):
-                c["arguments"] = json.dumps(c["arguments"], ensure_ascii=False)
-            out.append({"tool_call": c})
+    for e in events:
+        if e.kind in ("reasoning", "content") and e.text:
+            out.append({e.kind: e.text})
+        elif e.kind == "tool_call" and e.tool_call:
+            out.append({"tool_call": e.tool_call})
+        # "error" events (a malformed tool call) carry no text for the client; the raw call is dropped
     return out
