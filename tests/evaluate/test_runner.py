@@ -119,3 +119,36 @@ def test_end_to_end_on_shared_data(tiny_text_dir, shared_dir, tmp_path):
     assert set(res["results"]) == {"id", "th"}
     assert set(res["results"]["th"]["nlu"]) == {"sentiment", "qa", "total"}
     assert res["timing"]["generated"] == 2 * 3
+
+
+def test_end_to_end_over_openai_compatible_endpoint(tiny_text_dir, tmp_path):
+    """The same run against a real OpenAI-compatible server on 127.0.0.1 (sealion serve), concurrent requests."""
+    import socket
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "HF_HUB_OFFLINE": "1"}
+    server = subprocess.Popen([sys.executable, "-m", "sealion", "serve", str(tiny_text_dir), "--port", str(port)],
+                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.time() + 300
+        while time.time() < deadline:
+            if server.poll() is not None:
+                pytest.fail("server exited: " + server.stderr.read().decode()[-2000:])
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                time.sleep(0.5)
+        res = run_eval(_cfg(f"http://127.0.0.1:{port}/v1", tmp_path / "h", tasks=["causal"], languages=["th"],
+                            runs=1, limit=2, max_tokens=3, concurrency=2))
+        assert res["mode"] == "instruct (0-shot)"
+        assert res["results"]["th"]["nlr"]["causal"]["n_items"] == 2 and res["timing"]["generated"] == 2
+        rows = [json.loads(x) for x in (tmp_path / "h/runs/run_0/th/causal.jsonl").read_text().splitlines()]
+        assert all(r["tokens"][0]["completion"] <= 3 for r in rows)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
