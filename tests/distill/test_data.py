@@ -11,7 +11,7 @@ from sealion.distill.data import (
 )
 from sealion.distill.modeling import cached_tokenizer, hidden_states, load_model
 
-from conftest import make_rows, write_jsonl
+from .conftest import make_rows, write_jsonl
 
 
 def test_row_shapes_parse_alike():

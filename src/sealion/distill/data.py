@@ -3,7 +3,8 @@
 Rows come from JSONL, parquet (a file or a directory of them) or a Hugging Face hub dataset, in either shape:
 * SEA-Instruct: a `conversations` column holding a list of {role, content, ...} dicts, or the same list as a
   JSON string or a Python-literal string (what the parquet files actually store); ShareGPT's from/value works too;
-* OpenAI: a `messages` column; an optional `tools` column (list or JSON string) for tool-calling rows.
+* OpenAI: a `messages` column; an optional `tools` column (list or JSON string) for tool-calling rows;
+* already tokenised: `input_ids` with `completion_mask`, `labels` (-100 = not learned) or `prompt_length`.
 The language comes from a `language` / `lang` column (else `prompt_primary_language`, else "und").
 
 Rendering uses the checkpoint's chat template when the tokenizer has one, else the package's Gemma 4 renderer
@@ -187,6 +188,30 @@ def row_to_conversation(row: Any) -> tuple[list[dict], list[dict] | None, str]:
     return messages, tools, lang
 
 
+def pretokenized(row: dict, vocab_size: int) -> tuple[np.ndarray, np.ndarray, str]:
+    """A row that is already tokens: `input_ids` plus `completion_mask` (1 = learn), `labels` (-100 = skip) or
+    `prompt_length` (everything after it is learned)."""
+    ids = np.asarray(row["input_ids"], dtype=np.int64)
+    if ids.ndim != 1 or len(ids) < 2:
+        raise ValueError("input_ids: must be a list of at least 2 token ids")
+    if ids.min() < 0 or ids.max() >= vocab_size:
+        raise ValueError(f"input_ids: ids must be in [0, {vocab_size})")
+    if "completion_mask" in row:
+        mask = np.asarray(row["completion_mask"], dtype=bool)
+    elif "labels" in row:
+        mask = np.asarray(row["labels"]) != -100
+    elif "prompt_length" in row:
+        mask = np.arange(len(ids)) >= int(row["prompt_length"])
+    else:
+        raise ValueError("input_ids rows need completion_mask, labels or prompt_length")
+    if mask.shape != ids.shape:
+        raise ValueError(f"mask length {mask.shape[0]} != input_ids length {ids.shape[0]}")
+    mask = mask.copy()
+    mask[0] = False
+    lang = next((str(row[c]) for c in LANG_COLUMNS if row.get(c)), "und")
+    return ids, mask, lang
+
+
 # ---------------------------------------------------------------------------------------------- rendering
 
 
@@ -308,9 +333,13 @@ def load_examples(
             if bar is not None:
                 bar.update(1)
             try:
-                messages, tools, lang = row_to_conversation(row)
-                text, spans, untrained = assistant_spans(render, messages, tools)
-                ids, mask = tokenize_with_mask(tokenizer, text, spans)
+                if isinstance(row, dict) and "input_ids" in row:
+                    ids, mask, lang = pretokenized(row, len(tokenizer))
+                    untrained = 0
+                else:
+                    messages, tools, lang = row_to_conversation(row)
+                    text, spans, untrained = assistant_spans(render, messages, tools)
+                    ids, mask = tokenize_with_mask(tokenizer, text, spans)
             except (ValueError, TypeError, KeyError) as e:
                 report.skipped.append(f"{where}: {e}")
                 continue
