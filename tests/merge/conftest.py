@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from merge_testutil import perturbed_copy
+from .merge_testutil import perturbed_copy
 
 
 @pytest.fixture(scope="session")

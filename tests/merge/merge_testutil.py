@@ -33,3 +33,27 @@ def write_yaml(path: Path, cfg: dict) -> Path:
     return path
 
 
+
+
+def llama_like(dst: Path, *, layers: int = 2, vocab: int = 32, hidden: int = 8, inter: int = 16, seed: int = 0,
+               model_type: str = "llama", drop: tuple[str, ...] = ()) -> Path:
+    """A small Llama-named checkpoint written directly (no transformers model): fast structure for plan tests."""
+    import json
+
+    g = torch.Generator().manual_seed(seed)
+    dst.mkdir(parents=True, exist_ok=True)
+    sd = {"model.embed_tokens.weight": torch.randn(vocab, hidden, generator=g), "model.norm.weight": torch.ones(hidden)}
+    for i in range(layers):
+        p = f"model.layers.{i}."
+        sd[p + "self_attn.q_proj.weight"] = torch.randn(hidden, hidden, generator=g)
+        sd[p + "mlp.up_proj.weight"] = torch.randn(inter, hidden, generator=g)
+        sd[p + "input_layernorm.weight"] = torch.randn(hidden, generator=g)
+    for name in drop:
+        sd.pop(name)
+    save_file(sd, dst / "model.safetensors", metadata={"format": "pt"})
+    (dst / "config.json").write_text(json.dumps({
+        "architectures": ["LlamaForCausalLM" if model_type == "llama" else "MistralForCausalLM"],
+        "model_type": model_type, "vocab_size": vocab, "hidden_size": hidden, "num_hidden_layers": layers,
+        "tie_word_embeddings": True}))
+    (dst / "tokenizer_config.json").write_text("{}")
+    return dst

@@ -11,7 +11,7 @@ from safetensors import safe_open
 
 from sealion.merge import merge
 
-from merge_testutil import write_yaml
+from .merge_testutil import write_yaml
 
 
 def tensors(model_dir: Path) -> dict[str, torch.Tensor]:
@@ -135,7 +135,7 @@ def test_rule_can_merge_the_per_layer_embedding(tiny_text_pair, tmp_path):
 def test_gemma3_merge_loads_with_sealion(tiny_gemma3_dir, tmp_path):
     from sealion.models import load
 
-    from merge_testutil import perturbed_copy
+    from .merge_testutil import perturbed_copy
 
     a = Path(tiny_gemma3_dir)
     b = perturbed_copy(a, tmp_path / "b", seed=3)

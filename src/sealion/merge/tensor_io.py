@@ -158,8 +158,9 @@ def shard_header(entries: list[tuple[str, torch.dtype, tuple[int, ...]]], metada
 class ShardWriter:
     """Writes one shard whose layout is fixed up front; `write` must follow the entry order, in row blocks."""
 
-    def __init__(self, path: Path, entries: list[tuple[str, torch.dtype, tuple[int, ...]]]):
+    def __init__(self, path: Path, entries: list[tuple[str, torch.dtype, tuple[int, ...]]], *, durable: bool = True):
         self.path = path
+        self.durable = durable  # fsync on finish (a merge's shards); scratch files may skip it
         self.entries = entries
         self.f = open(path, "wb")
         self.f.write(shard_header(entries))
@@ -193,7 +194,8 @@ class ShardWriter:
         if self._left != 0 or self._i != len(self.entries) - 1:
             raise RuntimeError(f"shard writer: {self.path.name} incomplete")
         self.f.flush()
-        os.fsync(self.f.fileno())
+        if self.durable:
+            os.fsync(self.f.fileno())
         self.f.close()
 
     def abort(self) -> None:
