@@ -37,11 +37,10 @@ def echo(text: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def engine_factory(tiny_text_dir):
+def engine_factory(tiny_loaded):
     from sealion.engine import LocalEngine
-    from sealion.models import load
 
-    loaded = load(str(tiny_text_dir))
+    loaded = tiny_loaded
 
     def make(scripts):
         script = ScriptedLogits(loaded.tokenizer, scripts)

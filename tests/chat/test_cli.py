@@ -49,10 +49,8 @@ def lookup(word: str) -> dict:
 
 
 @pytest.fixture(scope="module")
-def loaded(tiny_text_dir):
-    from sealion.models import load
-
-    return load(str(tiny_text_dir))
+def loaded(tiny_loaded):
+    return tiny_loaded
 
 
 def test_session_streams_thinking_tools_and_answer(loaded):
@@ -95,14 +93,25 @@ def test_ansi_on_terminal(loaded):
     assert "\x1b[2m[thinking] \x1b[0m\x1b[2mhmm\x1b[0m\nok" in out.getvalue()
 
 
-def test_verb_over_a_pipe(tiny_text_dir):
-    env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "HF_HUB_OFFLINE": "1"}
-    proc = subprocess.run(
-        [sys.executable, "-m", "sealion.chat.cli", str(tiny_text_dir), "--max-new-tokens", "5", "--temperature", "0",
-         "--system", "S"],
-        input="Halo!\n/exit\n", capture_output=True, text=True, env=env, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    assert proc.stdout.startswith(">>> Halo!\n") and "\x1b[" not in proc.stdout
-    bad = subprocess.run([sys.executable, "-m", "sealion.chat.cli", str(tiny_text_dir), "--tools", "x"],
-                         input="", capture_output=True, text=True, env=env, timeout=300)
-    assert bad.returncode == 1 and "--tools" in bad.stderr
+def test_verb_over_a_pipe(tiny_text_dir, tiny_loaded, monkeypatch, capsys):
+    """The verb end to end in-process: flags, piped stdin, plain stdout. The engine is a real LocalEngine on the
+    already-loaded tiny model (open_engine(MODEL) itself is the engine area's to test; this saves a reload)."""
+    import sealion.engine
+    from sealion.chat.cli import main
+    from sealion.engine import LocalEngine
+
+    opened = []
+    monkeypatch.setattr(sealion.engine, "open_engine", lambda ref, **kw: opened.append(ref) or LocalEngine(tiny_loaded))
+    monkeypatch.setattr(sys, "stdin", io.StringIO("Halo!\n/exit\n"))
+    assert main([str(tiny_text_dir), "--max-new-tokens", "5", "--temperature", "0", "--system", "S"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(">>> Halo!\n") and "\x1b[" not in out and opened == [str(tiny_text_dir)]
+    assert main([str(tiny_text_dir), "--tools", "x"]) == 1
+    assert "--tools" in capsys.readouterr().err
+
+
+def test_verb_help_in_a_subprocess():
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    proc = subprocess.run([sys.executable, "-m", "sealion.chat.cli", "--help"], capture_output=True, text=True,
+                          env=env, timeout=120)
+    assert proc.returncode == 0 and "--think" in proc.stdout and "example: sealion chat" in proc.stdout

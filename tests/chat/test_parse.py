@@ -36,6 +36,8 @@ RECORDED = {
     "call_without_close": f"<|tool_call>call:f{{a:1}}<|tool_response>",
     "stray_tokens": f"Text {Q}with<channel|> stray<tool_call|> tokens<turn|>ignored",
     "literal_angles": "a <b> <| not a token <|channel",
+    "with_header": "<|turn>model\n<|channel>thought\nhm\n<channel|>Hi<turn|>",
+    "header_then_label": "<|turn>model\nthought\nHi",
 }
 
 EXPECTED = {
@@ -58,6 +60,8 @@ EXPECTED = {
     "call_without_close": ("", "", [("f", {"a": 1})]),
     "stray_tokens": ("", "Text with stray tokens", []),
     "literal_angles": ("", "a <b> <| not a token <|channel", []),
+    "with_header": ("hm", "Hi", []),
+    "header_then_label": ("", "Hi", []),
 }
 
 
@@ -116,7 +120,7 @@ def test_every_split_point_matches_batch(name):
 
 
 @given(st.data())
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=60, deadline=None)
 def test_random_multi_splits(data):
     name = data.draw(st.sampled_from(sorted(RECORDED)))
     text = RECORDED[name]
@@ -159,12 +163,17 @@ _keys = st.text(st.characters(codec="utf-8", exclude_characters=":{}[],<\"", exc
 _strings = st.text(max_size=20).filter(lambda s: Q not in s)
 _scalars = st.none() | st.booleans() | st.integers(-10**12, 10**12) | \
     st.floats(allow_nan=False, allow_infinity=False) | _strings
-_values = st.recursive(_scalars, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(_keys, inner, max_size=4),
-                       max_leaves=15)
+
+
+def _containers(inner):
+    return st.one_of(st.lists(inner, max_size=4), st.dictionaries(_keys, inner, max_size=4))
+
+
+_values = st.recursive(_scalars, _containers, max_leaves=15)
 
 
 @given(st.dictionaries(_keys, _values, max_size=6))
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 def test_arguments_round_trip(arguments):
     text = chat.format_arguments(arguments)
     assert parse_arguments(text) == arguments

@@ -126,3 +126,15 @@ def test_render_for_picks_template():
         chat_template = "{{ bos_token }}<|turn>custom<turn|>"
 
     assert chat.render_for(Tok4(), messages) == "<bos><|turn>custom<turn|>"
+
+
+@pytest.mark.demo
+def test_render_for_demo_tokenizer(demo_dir):
+    """The demo model (Gemma 3 270m pretrained) carries no Gemma 4 template: render_for uses the built-in one."""
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(demo_dir)
+    messages = [{"role": "system", "content": "S"}, {"role": "user", "content": "Hi"}]
+    assert not chat.is_gemma4_template(tok.chat_template if isinstance(tok.chat_template, str) else None)
+    assert chat.render_for(tok, messages, enable_thinking=True) == chat.render(messages, enable_thinking=True,
+                                                                               bos_token=tok.bos_token)

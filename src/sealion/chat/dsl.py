@@ -220,20 +220,3 @@ def parse_arguments(text: str) -> dict:
     if not stripped.startswith("{"):
         raise DSLError("arguments must start with '{'", 0)
     return parse_value(stripped)
-
-
-def scan_quoted(text: str, start: int, in_quote: bool) -> tuple[bool, int]:
-    """Walk `text` from `start` tracking whether we sit inside a `<|"|>` string.
-
-    Returns (in_quote, safe_end): safe_end is where a later scan may resume (before a partial `<|"|>`).
-    """
-    pos = start
-    while True:
-        nxt = text.find(QUOTE, pos)
-        if nxt < 0:
-            break
-        in_quote = not in_quote
-        pos = nxt + len(QUOTE)
-    # a trailing partial quote token must be re-examined once more text arrives
-    tail = max(len(text) - (len(QUOTE) - 1), pos)
-    return in_quote, tail

@@ -29,6 +29,7 @@ DROPPED_TOKENS = (QUOTE, CHANNEL_CLOSE, CALL_CLOSE, "<tool_response|>", "<|think
                   "<|audio>", "<audio|>", "<mask>", "<unk>")
 _ALL_TOKENS = (CHANNEL_OPEN, CALL_OPEN, *END_TOKENS, *DROPPED_TOKENS)
 _LABEL = "thought\n"
+_HEADER = "<|turn>model\n"
 _CALL_HEAD = re.compile(r"\s*(?:call:)?\s*([\w\-\.]+)\s*", re.UNICODE)
 
 
@@ -115,6 +116,7 @@ class StreamParser:
             in_reasoning = bool(prompt) and prompt.endswith((CHANNEL_OPEN, CHANNEL_OPEN + "thought\n"))
         self._state = "reasoning" if in_reasoning else "content"
         self._label_check = True  # the start of the output (or of a channel) may carry a `thought\n` label
+        self._at_start = True  # ... and the very start a `<|turn>model\n` header
         self._buf = ""
         self._make_id = make_id
         self._started = {"reasoning": False, "content": False}
@@ -188,12 +190,18 @@ class StreamParser:
                 continue
             kind = self._state
             if self._label_check:
-                if _LABEL.startswith(self._buf) and self._buf != _LABEL:
+                labels = (_HEADER, _LABEL) if self._at_start else (_LABEL,)
+                if any(label.startswith(self._buf) and self._buf != label for label in labels):
                     if not final:
-                        return  # wait: this may be the `thought` label
+                        return  # wait: this may be a label
                     if kind == "reasoning":  # cut off inside the label itself
                         self._buf = ""
                         return
+                if self._at_start and self._buf.startswith(_HEADER):  # text that kept its turn header
+                    self._buf = self._buf[len(_HEADER):]
+                    self._at_start = False
+                    continue
+                self._at_start = False
                 if self._buf.startswith(_LABEL):
                     self._buf = self._buf[len(_LABEL):]
                 elif kind == "reasoning" and self._buf.startswith("thought" + CHANNEL_CLOSE):

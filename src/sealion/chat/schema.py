@@ -18,6 +18,7 @@ ignored (the template has no use for it).
 
 from __future__ import annotations
 
+import collections.abc as cabc
 import dataclasses
 import enum
 import inspect
@@ -100,8 +101,7 @@ def type_schema(hint: Any, where: str = "value") -> dict:
         if nullable:
             schema["nullable"] = True
         return schema
-    if origin in (list, set, frozenset, typing.Sequence, typing.MutableSequence) or origin is getattr(
-            __import__("collections.abc").abc, "Sequence"):
+    if origin in (list, set, frozenset, cabc.Sequence, cabc.MutableSequence, cabc.Set, cabc.Iterable):
         schema = {"type": "array"}
         if args:
             schema["items"] = type_schema(args[0], f"{where}[]")
@@ -113,7 +113,7 @@ def type_schema(hint: Any, where: str = "value") -> dict:
         elif args:
             schema["prefixItems"] = [type_schema(a, f"{where}[{i}]") for i, a in enumerate(args)]
         return schema
-    if origin in (dict, Mapping, typing.Mapping) or origin is getattr(__import__("collections.abc").abc, "Mapping"):
+    if origin in (dict, cabc.Mapping, cabc.MutableMapping):
         schema = {"type": "object"}
         if len(args) == 2 and args[1] is not Any:
             schema["additionalProperties"] = type_schema(args[1], f"{where}{{}}")
