@@ -202,3 +202,26 @@ def test_report_renders_in_headless_chromium(tiny_run, tmp_path):
     assert not errors, errors
     # no request left the machine: every resource is inline
     assert "net::ERR" not in res.stderr
+
+
+def test_seahelm_suite_runs_with_data_flag(tiny_run, shared_dir):
+    """--data adds the recipe's SEA-HELM suite to the evaluate stage (real sealion.evaluate on real files)."""
+    data = shared_dir / "data" / "seahelm-v1"
+    if not data.is_dir():
+        pytest.skip("../shared/data/seahelm-v1 is absent")
+    run = tiny_run["root"] / "run-seahelm"
+    shutil.copytree(tiny_run["run"], run)
+    recipe = tiny_recipe(tiny_run["teacher"])
+    recipe["evaluate"]["seahelm"] = {"suite": "seahelm-mini", "runs": 1, "limit": 1, "languages": ["id"],
+                                     "models": ["student"]}
+    path = write_recipe(tiny_run["root"] / "tiny-seahelm.yaml", recipe)
+    statuses = run_recipe(path, run, data_dir=str(data), log=lambda m: None)
+    acts = actions(statuses)
+    assert acts["distill"] == "skip" and acts["evaluate"] == "run"
+    sea = json.loads((run / "evaluate" / "seahelm.json").read_text())
+    assert set(sea) == {"student"} and "id" in sea["student"]["languages"]
+    assert (run / "evaluate" / "seahelm" / "student" / "results.json").is_file()
+    html = (run / "report.html").read_text()
+    assert "SEA-HELM" in html
+    # without --data the same recipe skips SEA-HELM, which is a different evaluate config: it reruns
+    assert actions(run_recipe(path, run, log=lambda m: None))["evaluate"] == "run"

@@ -62,6 +62,14 @@ def run(args) -> int:
         for s in plan:
             print(f"  {s.name:<{width}}  {s.action:<12} {out / s.name}/  {describe.get(s.name, '')}"
                   f"  [{s.reason}]")
+        if recipe.distill.launcher == "accelerate":
+            from .integrate import train_command
+
+            student = out / "student" / "model" if recipe.student.cuts_layers else Path(
+                recipe.teacher if recipe.student.from_ == "teacher" else recipe.student.from_)
+            cmd = train_command(recipe, student=student, capture_dir=out / "capture" / "topk",
+                                out_dir=out / "distill" / "model")
+            print("distill runs: " + " ".join(cmd))
         if recipe.hardware:
             print("hardware: " + "; ".join(f"{k}: {v}" for k, v in recipe.hardware.items()))
         for n in notes:

@@ -161,6 +161,7 @@ class SeahelmSpec(_Section):
     runs: int = Field(1, gt=0)
     backend: Literal["local", "vllm"] = "local"
     limit: int | None = Field(None, gt=0, description="items per task (None: all)")
+    languages: list[str] | None = Field(None, description="subset of languages (None: the suite's)")
     judge: str | None = None
     models: list[Literal["teacher", "student-init", "student", "merged"]] = Field(
         default_factory=lambda: ["student-init", "student", "merged"]

@@ -81,7 +81,8 @@ def run_seahelm(recipe: Recipe, models: dict[str, str], data_dir: Path, out_dir:
     for name, ref in models.items():
         log(f"evaluate: {sh.suite} on {name} ({ref})")
         cfg = EvalConfig(model=ref, tasks=[sh.suite], out=str(out_dir / "seahelm" / name), runs=sh.runs,
-                         limit=sh.limit, data=str(data_dir), judge=sh.judge)
+                         limit=sh.limit, data=str(data_dir), judge=sh.judge, languages=sh.languages,
+                         progress=True)
         res = run_eval(cfg)
         flat[name] = flatten_results(res)
     write_json(out_dir / "seahelm.json", flat)

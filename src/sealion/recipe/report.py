@@ -41,11 +41,16 @@ def training_curves(distill_dir: Path) -> dict[str, list[tuple[float, float]]]:
         rows = read_jsonl(log)
         if not rows or not isinstance(rows[0], dict) or "step" not in rows[0]:
             continue
-        for r in rows:
+        latest: dict[int, dict] = {}
+        for r in rows:  # a resumed trainer logs the steps after its checkpoint again: keep the last of each
+            if r.get("split", "train") == "train":
+                latest[int(r["step"])] = r
+        for step in sorted(latest):
+            r = latest[step]
             for k, v in r.items():
                 if k == "step" or not isinstance(v, (int, float)) or isinstance(v, bool):
                     continue
-                if "loss" in k or k in ("kd", "ce"):
+                if k in ("loss", "kd", "ce", "top1_agree"):
                     curves.setdefault(k, []).append((float(r["step"]), float(v)))
         if curves:
             break
@@ -142,7 +147,13 @@ def build_report(run_dir: Path, stage_names: list[str], recipe_yaml: str, *, tit
     # training
     if curves:
         parts.append("<h2>Distillation</h2>")
-        parts.append(line_chart("training loss", curves, xlabel="step", ylabel="loss"))
+        groups = [("training loss (KD part and total)", ["loss", "kd"], "nats / token"),
+                  ("cross-entropy on the teacher's tokens", ["ce"], "nats / token"),
+                  ("top-1 agreement with the teacher (training batches)", ["top1_agree"], "fraction")]
+        for gtitle, keys, ylabel in groups:
+            series = {k: curves[k] for k in keys if k in curves}
+            if series:
+                parts.append(line_chart(gtitle, series, xlabel="step", ylabel=ylabel))
     # held-out closeness to the teacher
     verdict: dict[str, Any] = {}
     if heldout:
