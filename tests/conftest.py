@@ -15,25 +15,55 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("SEALION_SHARED", REPO.parent / "shared"))
 
 
+def _tiny(kind: str) -> Path:
+    """Tiny models are deterministic (seeded), so they are built once per version of their builder and kept in
+    the sealion cache; tests must treat them as read-only (copy before changing)."""
+    import hashlib
+    import os
+    import shutil
+    import tempfile
+
+    import importlib
+
+    import sealion.models.tiny as tiny
+    import sealion.models.tokenizers as tokenizers
+    from sealion.models.cache import cache_dir
+
+    key = hashlib.sha256()
+    template_module = importlib.import_module("sealion.chat.render")
+    for module in (tiny, tokenizers, template_module):
+        key.update(Path(module.__file__).read_bytes())
+    key.update(template_module.gemma4_template().encode())
+    target = cache_dir() / "test-models" / f"{kind}-{key.hexdigest()[:12]}"
+    if (target / "config.json").exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{kind}.", dir=target.parent))
+    try:
+        if kind == "gemma3":
+            tiny.make_tiny_gemma3(tmp)
+        else:
+            tiny.make_tiny_gemma4(tmp, multimodal=(kind == "gemma4-mm"))
+        if not target.exists():
+            os.replace(tmp, target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
 @pytest.fixture(scope="session")
-def tiny_text_dir(tmp_path_factory) -> Path:
-    from sealion.models.tiny import make_tiny_gemma4
-
-    return make_tiny_gemma4(tmp_path_factory.mktemp("tiny-gemma4-text"), multimodal=False)
+def tiny_text_dir() -> Path:
+    return _tiny("gemma4-text")
 
 
 @pytest.fixture(scope="session")
-def tiny_mm_dir(tmp_path_factory) -> Path:
-    from sealion.models.tiny import make_tiny_gemma4
-
-    return make_tiny_gemma4(tmp_path_factory.mktemp("tiny-gemma4-mm"), multimodal=True)
+def tiny_mm_dir() -> Path:
+    return _tiny("gemma4-mm")
 
 
 @pytest.fixture(scope="session")
-def tiny_gemma3_dir(tmp_path_factory) -> Path:
-    from sealion.models.tiny import make_tiny_gemma3
-
-    return make_tiny_gemma3(tmp_path_factory.mktemp("tiny-gemma3"))
+def tiny_gemma3_dir() -> Path:
+    return _tiny("gemma3")
 
 
 @pytest.fixture(scope="session")

@@ -117,7 +117,8 @@ class LocalEngine(Engine):
         )
 
     def _completion_row(self, index: int, req: CompletionRequest) -> _Row:
-        return self._row(index, self.encode(req.prompt), req.params)
+        ids = list(req.prompt_ids) if req.prompt_ids is not None else self.encode(req.prompt)
+        return self._row(index, ids, req.params)
 
     def _chat_row(self, index: int, req: ChatRequest) -> _Row:
         extra: dict[str, Any] = {}

@@ -37,6 +37,7 @@ class CompletionRequest:
     prompt: str
     params: SamplingParams = field(default_factory=SamplingParams)
     id: str | None = None
+    prompt_ids: list[int] | None = None  # pre-tokenised prompt (in-process backend); overrides `prompt`
 
 
 @dataclass
