@@ -20,7 +20,6 @@ VERB_MODULES = [
     "sealion.distill.cli",  # distill capture|train
     "sealion.merge.cli",  # merge
     "sealion.recipe.cli",  # recipe
-    "sealion.models.cli",  # models (prepare demo, inspect)
 ]
 
 
