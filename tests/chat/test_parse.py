@@ -200,3 +200,25 @@ def test_lenient_values():
     assert parse_value("{a: hello world , b: None, c: \"json str\"}") == {"a": "hello world", "b": None,
                                                                          "c": "json str"}
     assert format_value({"k": [None, True]}, quote_keys=True) == f"{{{Q}k{Q}:[null,true]}}"
+
+
+_PIECES = ["<|channel>", "<channel|>", "thought\n", "thought", "<|tool_call>", "call:f{a:", "call:g.h-1{", Q, "x, y",
+           "<", "<|", "}", "{", "[1,", "]", "<tool_call|>", "<turn|>", " ", "\n", "halo", "<|tool_response>",
+           "<|turn>model\n", "<eos>", "null", "true"]
+_CONTROL = ("<|channel>", "<channel|>", "<|tool_call>", "<tool_call|>", Q, "<turn|>", "<|tool_response>", "<eos>",
+            "<|turn>")
+
+
+@given(st.lists(st.sampled_from(_PIECES), max_size=25), st.data())
+@settings(max_examples=300, deadline=None)
+def test_random_outputs_stream_like_batch_and_never_leak(pieces, data):
+    text = "".join(pieces)
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(text)), max_size=6)))
+    deltas = [text[a:b] for a, b in zip([0, *cuts], [*cuts, len(text)])]
+    events, result = _run(deltas)
+    assert (events, result) == _run([text])
+    assert result == parse(text, make_id=counting_ids())
+    for token in _CONTROL:
+        assert token not in result.content and token not in result.reasoning
+    for call in result.tool_calls:
+        json.loads(call["function"]["arguments"])
