@@ -175,3 +175,19 @@ def test_engine_chat_with_image(tiny_mm):
         {"type": "image", "image": _image(48, 32)}, {"type": "text", "text": "What is this?"}]}],
         params=SamplingParams(max_new_tokens=3, temperature=0))])
     assert completion.prompt_tokens > 10 and 1 <= completion.completion_tokens <= 3
+
+
+def test_animated_gif_video_sampled(tiny_mm, tmp_path):
+    loaded, processor = tiny_mm
+    gif = tmp_path / "clip.gif"
+    frames = [_image(24, 40, seed=k) for k in range(5)]
+    frames[0].save(gif, save_all=True, append_images=frames[1:], duration=500, loop=0)
+    inputs = prepare_inputs(processor, loaded.tokenizer, [{"role": "user", "content": [
+        {"type": "video", "video": str(gif)}, {"type": "text", "text": "What moves?"}]}], max_video_frames=3)
+    text = loaded.tokenizer.decode(inputs["input_ids"][0])
+    assert inputs["num_frames_per_video"].tolist() == [3] and inputs["pixel_values_videos"].shape[0] == 3
+    assert [text.count(f"{t} <|image>") for t in ("00:00", "00:01", "00:02")] == [1, 1, 1]
+    with pytest.raises(MediaError, match="not decoded here"):
+        (tmp_path / "v.mp4").write_bytes(b"\0\0\0 ftypisom")
+        prepare_inputs(processor, loaded.tokenizer, [{"role": "user", "content": [
+            {"type": "video", "video": str(tmp_path / "v.mp4")}]}])

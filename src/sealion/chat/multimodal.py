@@ -15,8 +15,8 @@ Media parts accepted (OpenAI and Hugging Face shapes):
     {"type": "image_url", "image_url": {"url": "data:..." | path}}
     {"type": "audio", "audio": path | bytes | numpy array, "sampling_rate": 16000} (or "url" / "path"); WAV files
     {"type": "input_audio", "input_audio": {"data": "<base64 wav>", "format": "wav"}}
-    {"type": "video", "video": [frames...] | directory of frame images, "fps": 1.0}
-Video files are not decoded here (no video decoder is installed); pass frames.
+    {"type": "video", "video": [frames...] | directory of frame images | animated GIF/WebP, "fps": 1.0}
+Video files (mp4, ...) are not decoded here (no video decoder is installed); pass frames or an animation.
 """
 
 from __future__ import annotations
@@ -151,23 +151,43 @@ def load_audio(value: Any, sampling_rate: int | None = None) -> np.ndarray:
     return resample(samples, rate)
 
 
-def load_video_frames(value: Any) -> list:
-    """Frames as PIL images from a list of frames (images, arrays, paths) or a directory of image files."""
+def load_video_frames(value: Any) -> tuple[list, list[float] | None]:
+    """(frames as PIL images, their times in seconds or None) from a list of frames (images, arrays, paths), a
+    directory of image files, or an animated GIF/WebP/PNG (frame times from its per-frame durations)."""
+    from PIL import Image, ImageSequence
+
     if isinstance(value, (str, Path)):
         path = Path(value).expanduser()
         if path.is_dir():
             files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
             if not files:
                 raise ValueError(f"no frame images in directory {path}")
-            return [load_image(p) for p in files]
-        raise ValueError("video files are not decoded here; pass a list of frames or a directory of frame images")
+            return [load_image(p) for p in files], None
+        if path.is_file() and path.suffix.lower() in (".gif", ".webp", ".png", ".apng"):
+            frames, stamps, clock = [], [], 0.0
+            with Image.open(path) as anim:
+                for frame in ImageSequence.Iterator(anim):
+                    frames.append(frame.convert("RGB"))
+                    stamps.append(clock)
+                    clock += (frame.info.get("duration") or 100) / 1000.0
+            return frames, stamps
+        raise ValueError("video files are not decoded here (no video decoder installed); pass a list of frames, "
+                         "a directory of frame images or an animated GIF/WebP")
     if isinstance(value, np.ndarray) and value.ndim == 4:
-        return [load_image(frame) for frame in value]
+        return [load_image(frame) for frame in value], None
     if isinstance(value, Sequence) and not isinstance(value, (str, bytes)):
         if not value:
             raise ValueError("a video needs at least one frame")
-        return [load_image(frame) for frame in value]
+        return [load_image(frame) for frame in value], None
     raise ValueError(f"cannot read video frames from {type(value).__name__}")
+
+
+def sample_frames(frames: list, stamps: list[float], max_frames: int) -> tuple[list, list[float]]:
+    """At most `max_frames` frames, evenly spaced over the clip (first and last kept)."""
+    if len(frames) <= max_frames:
+        return frames, stamps
+    picks = np.linspace(0, len(frames) - 1, max_frames).round().astype(int)
+    return [frames[i] for i in picks], [stamps[i] for i in picks]
 
 
 # ------------------------------------------------------------------------------------------ processors
@@ -226,12 +246,14 @@ def prepare_inputs(
     add_generation_prompt: bool = True,
     image_soft_tokens: int | None = None,
     video_soft_tokens: int | None = None,
+    max_video_frames: int = 32,
     return_tensors: str = "pt",
 ) -> dict[str, Any]:
     """Model inputs (batch of one) for a conversation with images, audio and/or video parts.
 
     `processor` is a Gemma 4 processor (or anything with `image_processor` / `feature_extractor`), or None for
-    the Gemma 4 defaults. `image_soft_tokens` (70/140/280/560/1120) overrides the image budget.
+    the Gemma 4 defaults. `image_soft_tokens` / `video_soft_tokens` (70/140/280/560/1120) override the per-image
+    and per-frame budgets; longer videos are sampled down to `max_video_frames` evenly spaced frames.
     """
     import torch
 
@@ -248,10 +270,13 @@ def prepare_inputs(
             elif kind == "audio":
                 clips.append(load_audio(_source(part, part["type"]), part.get("sampling_rate")))
             else:
-                frames = load_video_frames(_source(part, "video"))
-                fps = float(part.get("fps") or 1.0)
-                stamps = part.get("timestamps") or [k / fps for k in range(len(frames))]
-                videos.append((frames, stamps))
+                frames, stamps = load_video_frames(_source(part, "video"))
+                if part.get("timestamps"):
+                    stamps = [float(t) for t in part["timestamps"]]
+                elif stamps is None or part.get("fps"):
+                    fps = float(part.get("fps") or 1.0)  # frames given one by one: 1 per second unless told
+                    stamps = [k / fps for k in range(len(frames))]
+                videos.append(sample_frames(frames, stamps, max_video_frames))
         except (OSError, ValueError) as e:
             raise MediaError(f"{where}: cannot load {kind}: {e}") from None
 
