@@ -112,3 +112,11 @@ def test_shared_data_builds_prompts_for_every_task(shared_dir):
                 kind.fewshot_pair(spec, lang, ex)
             checked += 1
     assert checked >= 50
+
+
+def test_hub_unavailable_is_missing_data(monkeypatch):
+    """Offline (or gated without a token): the hub loader raises MissingData, which the runner turns into a skip."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    with pytest.raises(MissingData, match="hub dataset aisingapore/NLR-Causal-Reasoning"):
+        load_rows(all_specs()["causal"].lang("id"), DataSource.parse("hub"), task="causal")
