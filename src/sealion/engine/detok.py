@@ -14,13 +14,21 @@ class TextTracker:
         self.tokenizer = tokenizer
         self.stop = [s for s in stop if s]
         self.ids: list[int] = []
-        self.text = ""
+        self._text = ""
+        self._decoded = 0  # len(ids) when _text was last decoded
         self.emitted = 0
         self.stopped_at: int | None = None  # index in text where a stop string starts
 
+    @property
+    def text(self) -> str:
+        # decoded lazily: without stop strings or streaming, a sequence is decoded once at the end
+        if self._decoded != len(self.ids):
+            self._text = self.tokenizer.decode(self.ids, skip_special_tokens=False)
+            self._decoded = len(self.ids)
+        return self._text
+
     def add(self, token_id: int) -> None:
         self.ids.append(token_id)
-        self.text = self.tokenizer.decode(self.ids, skip_special_tokens=False)
         if self.stop and self.stopped_at is None:
             # only the tail can hold a new match
             window = max(len(s) for s in self.stop) + 16
