@@ -61,6 +61,42 @@ def token_sequences(tokenizer, lang: str, n: int) -> list[list[int]]:
     return [[tokenizer.bos_token_id] + stream[i * (SEQ - 1) : (i + 1) * (SEQ - 1)] for i in range(n)]
 
 
+FLORES = {"id": ("ind_Latn", "Indonesia"), "vi": ("vie_Latn", "Vietnam"), "th": ("tha_Thai", "Thailand"),
+          "tl": ("tgl_Latn", "Tagalog"), "ta": ("tam_Taml", "Tamil")}
+
+
+def instruction_rows(n: int) -> list[dict]:
+    """SEA-Instruct-shaped rows (Python-literal `conversations`, `language`) from FLORES translation pairs and
+    Belebele passages + questions (answer = the correct option), interleaved over five languages."""
+    base = SHARED / "data/seahelm-v1"
+    per_source: list[list[dict]] = []
+    for lang, (code, name) in FLORES.items():
+        rows = []
+        for line in (base / f"nlg/translation/data/flores200_dataset/devtest/en_to_{code}.jsonl").read_text(
+                encoding="utf-8").splitlines():
+            r = json.loads(line)
+            conv = [{"role": "user", "content": f"Terjemahkan ke bahasa {name}:\n{r['prompts'][0]['text']}"},
+                    {"role": "assistant", "content": r["label"]}]
+            rows.append({"conversations": repr(conv), "language": lang, "source": "flores"})
+        per_source.append(rows)
+        rows = []
+        for line in (base / f"nlu/belebele_mcqa/data/eval/{lang}_belebele.jsonl").read_text(encoding="utf-8").splitlines():
+            r = json.loads(line)
+            p = r["prompts"][0]
+            answer = p[f"choice{int(r['label']) + 1}"]
+            conv = [{"role": "user", "content": f"{p['text']}\n\n{p['question']}"}, {"role": "assistant", "content": answer}]
+            rows.append({"conversations": repr(conv), "language": lang, "source": "belebele"})
+        per_source.append(rows)
+    out = []
+    i = 0
+    while len(out) < n:
+        for rows in per_source:
+            if i < len(rows) and len(out) < n:
+                out.append(rows[i])
+        i += 1
+    return out
+
+
 # ----------------------------------------------------------------------------------------------- part 1
 
 
@@ -85,8 +121,10 @@ def part_codec(demo: Path, n_seq: int) -> dict:
     from sealion.distill.codec import CodecConfig, decode, encode, fidelity_kl, tail_logmass
     from sealion.distill.modeling import load_model
 
+    t0 = time.time()
     model, tok, _ = load_model(str(demo))
     model.eval()
+    print(f"[codec] teacher loaded in {time.time() - t0:.0f}s", file=sys.stderr, flush=True)
     top_ids, top_lps = [], []
     per_lang = max(1, n_seq // 3)
     with torch.no_grad():
@@ -97,6 +135,7 @@ def part_codec(demo: Path, n_seq: int) -> dict:
                 top_ids.append(i.numpy())
                 top_lps.append(v.double().numpy())
     all_ids, all_lps = np.concatenate(top_ids), np.concatenate(top_lps)
+    print(f"[codec] teacher scored {len(all_ids)} positions at {time.time() - t0:.0f}s", file=sys.stderr, flush=True)
     n, vocab = all_ids.shape[0], model.config.vocab_size
     out = {"positions": n, "vocab": vocab, "dense_bf16_B": vocab * 2, "dense_fp32_B": vocab * 4, "k": {}}
     for k in (16, 64, 128):
@@ -133,6 +172,7 @@ def part_codec(demo: Path, n_seq: int) -> dict:
                 "kl_tail": fidelity_kl(exact, pos, dk, tail_logmass(np.minimum(dk, 0))).mean(),
             }
         out["k"][k] = res
+        print(f"[codec] k={k} done at {time.time() - t0:.0f}s", file=sys.stderr, flush=True)
     return out
 
 
@@ -237,7 +277,9 @@ def run_child(python: str, name: str, teacher: Path, student: Path, data: Path, 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--part", choices=["codec", "train", "all"], default="all")
+    ap.add_argument("--part", choices=["codec", "train", "all", "data"], default="all",
+                    help="data: only write runs/bench_distill/sea_demo.jsonl (--rows rows) for the CLI walkthrough")
+    ap.add_argument("--rows", type=int, default=320)
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--codec-seqs", type=int, default=12, help="sequences of 256 tokens scored for the codec part")
     ap.add_argument("--trl-python", default=str(REPO / ".venvs/trl/bin/python"))
@@ -250,6 +292,14 @@ def main() -> None:
     if args.child:
         res = child_trl(args) if args.child == "trl" else child_sealion(args)
         print(json.dumps(res))
+        return
+
+    if args.part == "data":
+        WORK.mkdir(parents=True, exist_ok=True)
+        path = WORK / "sea_demo.jsonl"
+        path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in instruction_rows(args.rows)),
+                        encoding="utf-8")
+        print(path)
         return
 
     from sealion.models import demo_path

@@ -52,7 +52,8 @@ def register(subparsers) -> None:
                               "--out runs/distilled --divergence jsd --beta 0.5 --temperature 2 --holdout 32")
     t.add_argument("--student", required=True, help="student model reference (HF dir)")
     t.add_argument("--out", required=True, help="output directory: HF model + metrics.jsonl + checkpoints/")
-    t.add_argument("--capture", help="capture directory (offline distillation)")
+    t.add_argument("--capture", action="append", help="capture directory (offline distillation; repeatable, e.g. "
+                   "one per language)")
     t.add_argument("--teacher", help="online mode: the teacher in the loop")
     t.add_argument("--data", action="append", default=[], help="online mode: data (repeatable)")
     t.add_argument("--online-k", type=int, default=128, help="online mode: teacher top-k per position")

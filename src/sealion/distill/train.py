@@ -43,7 +43,7 @@ STATE_FILE = "trainer_state.json"
 class TrainConfig:
     student: str
     out: str
-    capture: str | None = None  # offline: a capture directory
+    capture: str | list[str] | None = None  # offline: one or more capture directories (same teacher and k)
     teacher: str | None = None  # online: the teacher in the loop ...
     data: list[str] = field(default_factory=list)  # ... on this data
     online_k: int = 128
@@ -236,13 +236,20 @@ class _Stats:
 def _load_items(cfg: TrainConfig, student_tok) -> tuple[list[Item], dict, float]:
     fp = tokenizer_fingerprint(student_tok)
     if cfg.capture is not None:
-        cap = Capture(cfg.capture)
-        if cap.tokenizer_fingerprint != fp:
-            raise ConfigError(
-                f"{cfg.student}: tokenizer differs from the capture's teacher tokenizer (fingerprint {fp} vs "
-                f"{cap.tokenizer_fingerprint} in {cap.path}/manifest.json); logit distillation needs the same vocabulary")
-        items = [Item(c.example, c.ids, c.logprobs, c.tail) for c in cap.examples()]
-        return items, {"capture": str(cap.path), "k": cap.k, "teacher": cap.manifest.get("teacher")}, cap.temperature
+        paths = [cfg.capture] if isinstance(cfg.capture, (str, Path)) else list(cfg.capture)
+        items, caps = [], [Capture(p) for p in paths]
+        for cap in caps:
+            if cap.tokenizer_fingerprint != fp:
+                raise ConfigError(
+                    f"{cfg.student}: tokenizer differs from the capture's teacher tokenizer (fingerprint {fp} vs "
+                    f"{cap.tokenizer_fingerprint} in {cap.path}/manifest.json); logit distillation needs the same "
+                    "vocabulary")
+            if (cap.manifest.get("teacher"), cap.temperature, cap.k) != (
+                    caps[0].manifest.get("teacher"), caps[0].temperature, caps[0].k):
+                raise ConfigError(f"{cap.path}: captured with another teacher, temperature or k than {caps[0].path}")
+            items.extend(Item(c.example, c.ids, c.logprobs, c.tail) for c in cap.examples())
+        return items, {"capture": [str(c.path) for c in caps], "k": [c.k for c in caps],
+                       "teacher": caps[0].manifest.get("teacher")}, caps[0].temperature
     examples, report = load_examples(cfg.data, student_tok, max_length=cfg.max_length, progress=cfg.progress)
     for line in report.skipped[:20]:
         print(f"skipped {line}", flush=True)
