@@ -178,7 +178,7 @@ class Runner:
         self.progress = _Progress(cfg.progress)
         self.model_key = model_key(cfg.model or getattr(cfg.engine, "name", "engine"))
         self.notes: list[str] = []
-        self.stats = {"generated": 0, "cached": 0, "gen_seconds": 0.0}
+        self.stats = {"generated": 0, "cached": 0, "errors": 0, "gen_seconds": 0.0}
 
     # ----------------------------------------------------------------------------------------- engine
     def _open_engine(self):
@@ -316,8 +316,11 @@ class Runner:
                         rows = []
                         for (i, key, payload, _), comp in zip(part, comps):
                             row = _row_from_completion(key, comp)
-                            rows.append(row)
                             outputs[i].append(_turn_from_row(row))
+                            if comp.finish_reason == "error":  # scored as empty now, retried on the next run
+                                self.stats["errors"] += 1
+                                continue
+                            rows.append(row)
                         sio.append_jsonl(path, rows)  # a kill after this line loses nothing of this chunk
                         self.stats["generated"] += len(part)
         for i in range(len(u.items)):
@@ -381,7 +384,10 @@ class Runner:
         results = self.aggregate(per_task)
         results["timing"] = {"total_seconds": round(time.perf_counter() - t_start, 3),
                              "generation_seconds": round(self.stats["gen_seconds"], 3),
-                             "generated": self.stats["generated"], "cached": self.stats["cached"]}
+                             "generated": self.stats["generated"], "cached": self.stats["cached"],
+                             "errors": self.stats["errors"]}
+        if self.stats["errors"]:
+            results["notes"].append(f"{self.stats['errors']} requests failed (scored as empty; rerun to retry them)")
         from .report import write_reports
 
         write_reports(self.out, results)
