@@ -106,6 +106,24 @@ def compare(a: Path, b: Path) -> dict:
             "elements_differing": differ, "elements": total}
 
 
+def ties_differences_are_threshold_ties(ours: Path, theirs: Path, base: Path, other: Path, density: float) -> dict:
+    """Where the TIES outputs differ, is |τ| exactly the tensor's trim threshold (a tie both tools may break
+    differently)? Returns counts; `all_at_ties` True means every difference is such a tie."""
+    ro, rt, rb, rp = (CheckpointReader(p) for p in (ours, theirs, base, other))
+    at_ties = total = 0
+    for n in sorted(ro.names()):
+        d = ro.read(n) != rt.read(n)
+        if not bool(d.any()):
+            continue
+        tau = (rp.read(n).float() - rb.read(n).float()).abs().reshape(-1)
+        k = max(1, int(density * tau.numel()))
+        thr = torch.kthvalue(tau, tau.numel() - k + 1).values
+        hit = tau[d.reshape(-1)] == thr
+        total += int(d.sum())
+        at_ties += int(hit.sum())
+    return {"differing": total, "at_trim_threshold_ties": at_ties, "all_at_ties": total == at_ties}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--methods", nargs="+", default=["linear", "ties"])
@@ -139,6 +157,8 @@ def main() -> int:
                     cmd = [sys.executable, "-m", "sealion", "merge", str(cfg_path), "--out", str(out), "--no-progress"]
                 runs[tool].append(timed(cmd, env))
         diff = compare(ours_out, mk_out)
+        if method == "ties" and diff.get("elements_differing"):
+            diff["tie_analysis"] = ties_differences_are_threshold_ties(ours_out, mk_out, base, other, 0.5)
         best = {k: min(v, key=lambda r: r["wall_s"]) for k, v in runs.items()}
         row = {
             "method": method, "sealion": runs["sealion"], "mergekit": runs["mergekit"], "outputs": diff,

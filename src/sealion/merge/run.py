@@ -286,7 +286,7 @@ def _copy_side_files(cfg: MergeConfig, plan: Plan, work: Path, dtype: str | None
             n = p.name
             if not p.is_file() or n.startswith(".") or n.endswith(WEIGHT_SUFFIXES) or n == INDEX_NAME:
                 continue
-            if n in ("sealion_merge.json", "merge_config.yaml", "mergekit_config.yml") or not pick(n):
+            if n in ("sealion_merge.json", "merge_config.yaml", "mergekit_config.yml", "sealion_conversion.json", "README.md") or not pick(n):
                 continue
             if n == "config.json":
                 c = read_config(src_dir)
