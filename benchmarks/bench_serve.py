@@ -122,6 +122,8 @@ def main(argv=None) -> int:
     ap.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = ap.parse_args(argv)
 
+    # a SIGTERM (timeout, Ctrl-C from a wrapper) still runs the `finally` that stops both servers
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     sys.path.insert(0, str(REPO / "src"))
     from sealion.models import resolve
 
