@@ -127,6 +127,21 @@ def chat_template_on_disk(ref: str) -> bool | None:
     return None
 
 
+def greedy_on_disk(ref: str) -> bool:
+    """True when a local model decodes greedily by default (generation_config without do_sample): then every run's
+    output is the same whatever its seed, and the runs share one generation."""
+    if str(ref).startswith(("http://", "https://")):
+        return False  # the server's sampling defaults are unknown
+    try:
+        from ..models import resolve
+
+        path = Path(resolve(ref)) / "generation_config.json"
+        cfg = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    except Exception:
+        return False
+    return not cfg.get("do_sample", False) or cfg.get("temperature", 1.0) == 0
+
+
 def render_base_prompt(preamble: str, shots: list[tuple[str, str]], user: str) -> str:
     """Base models: few-shot pairs joined by blank lines (SEA-HELM's base template), preamble before the first
     example, ending with a blank line so the model writes the answer next."""
@@ -179,6 +194,9 @@ class Runner:
         self.model_key = model_key(cfg.model or getattr(cfg.engine, "name", "engine"))
         self.notes: list[str] = []
         self.stats = {"generated": 0, "cached": 0, "errors": 0, "gen_seconds": 0.0}
+        # greedy decoding makes every run identical: generate once, share it across runs (key without seed)
+        self.greedy = cfg.temperature == 0 or (cfg.temperature is None and cfg.engine is None and bool(cfg.model)
+                                               and greedy_on_disk(cfg.model))
 
     # ----------------------------------------------------------------------------------------- engine
     def _open_engine(self):
@@ -257,21 +275,22 @@ class Runner:
             pre = u.kind.preamble(u.spec, u.lang, item)
             body = users[0][len(pre):].lstrip("\n") if pre and users[0].startswith(pre) else users[0]
             prompt = render_base_prompt(pre, self._shots(u, item), body)
-            payload = {"prompt": prompt, "max_tokens": params.max_new_tokens, "stop": params.stop, "seed": seed,
-                       "temperature": params.temperature}
+            payload = {"prompt": prompt, "max_tokens": params.max_new_tokens, "stop": params.stop,
+                       "seed": None if self.greedy else seed, "temperature": params.temperature}
             return payload, CompletionRequest(prompt=prompt, params=params, id=item.id)
         messages: list[dict[str, str]] = []
         for t in range(turn + 1):
             messages.append({"role": "user", "content": users[t]})
             if t < turn:
                 messages.append({"role": "assistant", "content": history[t].answer})
-        payload = {"messages": messages, "max_tokens": params.max_new_tokens, "stop": params.stop, "seed": seed,
-                   "think": self.cfg.think, "temperature": params.temperature}
+        payload = {"messages": messages, "max_tokens": params.max_new_tokens, "stop": params.stop,
+                   "seed": None if self.greedy else seed, "think": self.cfg.think, "temperature": params.temperature}
         return payload, ChatRequest(messages=messages, params=params, enable_thinking=self.cfg.think, id=item.id)
 
     # ----------------------------------------------------------------------------------------- generation
     def _cache_path(self, run: int, u: Unit, turn: int) -> Path:
-        return self.out / "cache" / self.model_key / f"run_{run}" / u.lang / u.spec.name / f"turn{turn + 1}.jsonl"
+        run_dir = "greedy" if self.greedy else f"run_{run}"
+        return self.out / "cache" / self.model_key / run_dir / u.lang / u.spec.name / f"turn{turn + 1}.jsonl"
 
     def _generate(self, reqs: list, chat: bool, on_done: Callable[[int], None]) -> list:
         engine = self._open_engine()
@@ -359,6 +378,8 @@ class Runner:
         if self.base_model is None:
             self._open_engine()
         units = self.plan(base_model=bool(self.base_model))
+        if self.greedy and cfg.runs > 1:
+            self.notes.append("greedy decoding: every run gives the same output, so runs share one generation")
         sio.write_json(self.out / "config.json", {
             **{k: v for k, v in asdict(cfg).items() if k != "engine"}, "seeds_used": self.seeds[: cfg.runs],
             "base_model_resolved": self.base_model, "model_key": self.model_key,
