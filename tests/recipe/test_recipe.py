@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from sealion.recipe import run_recipe
+from sealion.recipe import plan_recipe, run_recipe
 from sealion.recipe.runner import DONE, read_done
 from sealion.recipe.stages import STAGES
 
@@ -124,9 +124,11 @@ def test_changed_merge_reruns_merge_and_after_only(tiny_run):
     assert new["student"] == old["student"]  # untouched models score the same
     assert new["merged"]["all"]["kl"]["value"] != old["merged"]["all"]["kl"]["value"]
     # --from reruns from the named stage; --only just one stage
-    assert actions(run_recipe(recipe, run, from_stage="evaluate", log=lambda m: None))["evaluate"] == "run"
-    st = actions(run_recipe(recipe, run, only="report", log=lambda m: None))
+    st = actions(run_recipe(recipe, run, from_stage="report", log=lambda m: None))
     assert st["report"] == "run" and st["evaluate"] == "skip"
+    st = actions(run_recipe(recipe, run, only="report", log=lambda m: None))
+    assert st == {"data": "skip", "student": "skip", "capture": "skip", "distill": "skip", "merge": "skip",
+                  "evaluate": "skip", "report": "run"}
 
 
 def test_killed_run_resumes_to_the_same_report_data(tiny_run):
@@ -223,5 +225,6 @@ def test_seahelm_suite_runs_with_data_flag(tiny_run, shared_dir):
     assert (run / "evaluate" / "seahelm" / "student" / "results.json").is_file()
     html = (run / "report.html").read_text()
     assert "SEA-HELM" in html
-    # without --data the same recipe skips SEA-HELM, which is a different evaluate config: it reruns
-    assert actions(run_recipe(path, run, log=lambda m: None))["evaluate"] == "run"
+    # without --data the same recipe skips SEA-HELM, which is a different evaluate config: it would rerun
+    _, plan, _ = plan_recipe(path, run)
+    assert actions(plan)["evaluate"] == "run" and actions(plan)["distill"] == "skip"
