@@ -35,6 +35,7 @@ class _Row:
     generated: list[int] = field(default_factory=list)
     finish_reason: str | None = None
     chat: ChatRequest | None = None
+    prompt_text: str | None = None  # the rendered chat prompt, for parsing the reply
 
 
 class LocalEngine(Engine):
@@ -132,6 +133,7 @@ class LocalEngine(Engine):
                 enable_thinking=req.enable_thinking,
             )
             ids = inputs.pop("input_ids")[0].tolist()
+            text = None
             inputs.pop("attention_mask", None)
             extra = {k: v.to(self.device) if hasattr(v, "to") else v for k, v in inputs.items()}
         else:
@@ -139,7 +141,8 @@ class LocalEngine(Engine):
                 self.tokenizer, req.messages, tools=req.tools, enable_thinking=req.enable_thinking
             )
             ids = self.encode(text)
-        return self._row(index, ids, req.params, prompting.chat_stop_ids(self.tokenizer), extra_inputs=extra, chat=req)
+        return self._row(index, ids, req.params, prompting.chat_stop_ids(self.tokenizer), extra_inputs=extra, chat=req,
+                         prompt_text=text)
 
     # ---- the decode loop ------------------------------------------------------------------------------------
 
@@ -228,7 +231,7 @@ class LocalEngine(Engine):
             token_ids=list(r.generated),
         )
         if r.chat is not None:
-            reply = prompting.parse_reply(self.tokenizer, text)
+            reply = prompting.parse_reply(self.tokenizer, text, r.prompt_text)
             c.content, c.reasoning, c.tool_calls = reply["content"], reply["reasoning"], reply["tool_calls"]
             if c.tool_calls and c.finish_reason == "stop":
                 c.finish_reason = "tool_calls"

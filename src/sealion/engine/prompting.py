@@ -55,13 +55,15 @@ def has_gemma4_ids(tokenizer) -> bool:
 
 
 def render_chat(tokenizer, messages: list[dict[str, Any]], *, tools=None, enable_thinking: bool = False) -> str:
+    """A checkpoint's Gemma 4 template wins; any Gemma vocabulary without one gets the package's Gemma 4 renderer
+    (names mapped to this tokenizer's); a non-Gemma model uses its own template."""
     from .. import chat
 
     template = getattr(tokenizer, "chat_template", None)
     bos = tokenizer.bos_token or ""
-    if template:
+    if template and not chat.is_gemma4_template(template) and not has_gemma4_ids(tokenizer):
         return chat.render(messages, tools=tools, enable_thinking=enable_thinking, template=template, bos_token=bos)
-    text = chat.render(messages, tools=tools, enable_thinking=enable_thinking, bos_token=bos)
+    text = chat.render_for(tokenizer, messages, tools=tools, enable_thinking=enable_thinking, bos_token=bos)
     return to_tokenizer_names(text, token_aliases(tokenizer))
 
 
@@ -69,11 +71,14 @@ def chat_stop_ids(tokenizer) -> list[int]:
     return [TURN_END_ID, TOOL_RESPONSE_ID] if has_gemma4_ids(tokenizer) else []
 
 
-def parse_reply(tokenizer, text: str) -> dict[str, Any]:
-    """Generated text -> {content, reasoning, tool_calls} via the chat layer's parser."""
+def parse_reply(tokenizer, text: str, prompt: str | None = None) -> dict[str, Any]:
+    """Generated text -> {content, reasoning, tool_calls} via the chat layer's parser. The prompt tells the parser
+    whether generation started inside a thought (a prompt ending in an open `<|channel>thought`)."""
     from .. import chat
 
-    parsed = chat.parse(to_gemma4_names(text, token_aliases(tokenizer)))
+    aliases = token_aliases(tokenizer)
+    parsed = chat.parse(to_gemma4_names(text, aliases),
+                        prompt=to_gemma4_names(prompt, aliases) if prompt is not None else None)
     return {
         "content": parsed.content,
         "reasoning": parsed.reasoning,

@@ -79,7 +79,8 @@ def _save_processor(out_dir: Path) -> None:
     from transformers import Gemma4AudioFeatureExtractor, Gemma4ImageProcessorPil
 
     image = Gemma4ImageProcessorPil(patch_size=4, pooling_kernel_size=2, max_soft_tokens=70).to_dict()
-    audio = Gemma4AudioFeatureExtractor().to_dict()
+    # 16 mel bins: the tiny audio tower's subsampling expects them (the real E2B uses 128 with wider convolutions)
+    audio = Gemma4AudioFeatureExtractor(feature_size=16).to_dict()
     config = {
         "processor_class": "Gemma4Processor",
         "image_processor": image,
