@@ -233,8 +233,14 @@ def child_trl(args) -> dict:
 
     torch.manual_seed(0)
     rows = [json.loads(x) for x in Path(args.data).read_text().splitlines()]
-    ds = Dataset.from_list([{"input_ids": r["input_ids"], "completion_mask": [0] * PROMPT + [1] * (SEQ - PROMPT),
-                             "prompt": r["input_ids"][:PROMPT]} for r in rows])
+    ds = Dataset.from_list([{"input_ids": r["input_ids"]} for r in rows])
+
+    def collate(batch):  # equal-length rows: no padding; the first PROMPT tokens are not learned
+        ids = torch.tensor([b["input_ids"] for b in batch])
+        labels = ids.clone()
+        labels[:, :PROMPT] = -100
+        return {"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": labels,
+                "prompts": ids[:, :PROMPT]}
     tok = AutoTokenizer.from_pretrained(args.teacher)
     student = AutoModelForCausalLM.from_pretrained(args.student, dtype=torch.float32)
     teacher = AutoModelForCausalLM.from_pretrained(args.teacher, dtype=torch.float32)
@@ -252,9 +258,9 @@ def child_trl(args) -> dict:
     cfg = GKDConfig(output_dir=str(WORK / "run-trl"), per_device_train_batch_size=BATCH, max_steps=args.steps,
                     learning_rate=1e-5, lmbda=0.0, beta=0.5, logging_steps=1, save_strategy="no", report_to=[],
                     use_cpu=True, bf16=False, fp16=False, max_length=SEQ, dataset_kwargs={"skip_prepare_dataset": True},
-                    remove_unused_columns=False, seed=0)
+                    remove_unused_columns=False, seed=0, dataloader_num_workers=0)
     trainer = GKDTrainer(model=student, teacher_model=teacher, args=cfg, train_dataset=ds, processing_class=tok,
-                         callbacks=[Timer()])
+                         data_collator=collate, callbacks=[Timer()])
     trainer.train()
     s0, s1 = 3, args.steps
     return {"tokens_per_s": (s1 - s0) * BATCH * SEQ / (times[s1] - times[s0]), "peak_rss_mb": _peak_rss_mb(),
@@ -341,7 +347,9 @@ def main() -> None:
                           f"{r['tokens_per_s'] / t['tokens_per_s']:.2f}x; peak RSS {r['peak_rss_mb']:.0f} MiB vs "
                           f"{t['peak_rss_mb']:.0f} MiB ({r['peak_rss_mb'] / t['peak_rss_mb']:.2f}x)")
     WORK.mkdir(parents=True, exist_ok=True)
-    (WORK / "report.json").write_text(json.dumps(report, indent=2, default=float))
+    path = WORK / "report.json"
+    previous = json.loads(path.read_text()) if path.exists() else {}
+    path.write_text(json.dumps({**previous, **report}, indent=2, default=float))  # keep the other part's figures
     print(f"\nreport: {WORK / 'report.json'}")
 
 

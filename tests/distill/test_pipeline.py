@@ -128,10 +128,10 @@ def test_training_killed_and_resumed_matches_uninterrupted(tmp_path, tiny_captur
     a, b = load_file(str(full / "model.safetensors")), load_file(str(part / "model.safetensors"))
     assert a.keys() == b.keys()
     for k in a:
-        assert torch.allclose(a[k], b[k], atol=1e-6), k
+        assert torch.allclose(a[k], b[k], atol=1e-5), k
     la = [r["loss"] for r in map(json.loads, (full / "metrics.jsonl").read_text().splitlines()) if r["split"] == "train"]
     lb = [r["loss"] for r in map(json.loads, (part / "metrics.jsonl").read_text().splitlines()) if r["split"] == "train"]
-    assert lb[-2:] == pytest.approx(la[-2:], rel=1e-6)  # steps 4-5 after the resume
+    assert lb[-2:] == pytest.approx(la[-2:], rel=1e-5)  # steps 4-5 after the resume
 
 
 def test_two_gloo_processes_match_one(tmp_path, tiny_capture, tiny_student_dir):
@@ -160,12 +160,13 @@ def test_student_with_another_tokenizer_is_refused(tmp_path, tiny_capture, tiny_
     other = tmp_path / "other"
     shutil.copytree(tiny_student_dir, other)
     tj = json.loads((other / "tokenizer.json").read_text())
-    vocab = tj["model"]["vocab"]
+    vocab = tj["model"]["vocab"]  # swap the ids of two tokens: same strings, different encoding
     if isinstance(vocab, dict):
-        key = next(k for k, v in vocab.items() if v == 5000)
-        vocab["zz_renamed_token"] = vocab.pop(key)
+        a = next(k for k, v in vocab.items() if v == 5000)
+        b = next(k for k, v in vocab.items() if v == 5001)
+        vocab[a], vocab[b] = 5001, 5000
     else:
-        vocab[5000] = ["zz_renamed_token", vocab[5000][1]]
+        vocab[5000], vocab[5001] = vocab[5001], vocab[5000]
     (other / "tokenizer.json").write_text(json.dumps(tj))
     with pytest.raises(ConfigError, match="tokenizer differs"):
         train(_train_cfg(other, tiny_capture, tmp_path / "run"))
