@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from merge_testutil import write_yaml
+from .merge_testutil import write_yaml
 from sealion.merge import merge
 from sealion.merge.tensor_io import CheckpointReader, ShardWriter
 
