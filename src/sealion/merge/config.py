@@ -200,8 +200,6 @@ def parse_config(raw: dict, *, origin: str = "<config>", base_dir: Path | None =
                     "in order without gaps or repeats (layer stacking is not supported)"
                 )
             expect = s.end
-    elif base is not None and name in ("linear",):
-        raise ConfigError(f"{origin}: models: is required")
     else:
         raise ConfigError(f"{origin}: models: (or slices:) is required")
 
@@ -326,9 +324,8 @@ def check_values(cfg: MergeConfig, tensor: str, per_model: list[dict], options: 
                 f"{cfg.origin}: linear weights sum to {total:g}, not 1, for tensor {tensor}; "
                 "fix the weights or set normalize: true"
             )
-    if spec.name in ("linear", "ties", "della") and options.get("normalize", False):
-        total = sum(float(p["weight"]) for p in per_model)
-        if spec.name == "linear" and abs(total) < 1e-12:
+    if spec.name == "linear" and options.get("normalize", True):
+        if abs(sum(float(p["weight"]) for p in per_model)) < 1e-12:
             raise ConfigError(f"{cfg.origin}: linear weights sum to 0 for tensor {tensor}; cannot normalize")
 
 

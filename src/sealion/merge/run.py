@@ -229,8 +229,12 @@ def _write_shard(path: Path, shard, cfg, readers, resolved, dev, chunk_elems, ba
     writer = ShardWriter(tmp, [(t.name, t.dtype, t.shape) for t in shard])
     try:
         for t in shard:
-            emit = lambda block, t=t: (writer.write(t.name, block.to("cpu").to(t.dtype)),  # noqa: E731
-                                       bar.update(block.numel() * block.to(t.dtype).element_size()) if bar else None)
+            def emit(block: torch.Tensor, t: TensorPlan = t) -> None:
+                out = block.to("cpu").to(t.dtype)
+                writer.write(t.name, out)
+                if bar is not None:
+                    bar.update(out.numel() * out.element_size())
+
             if t.action == "copy":
                 r = readers[t.source]
                 info = r.tensors[t.name]
