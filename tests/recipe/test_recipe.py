@@ -21,6 +21,8 @@ from sealion.recipe.runner import DONE, read_done
 from sealion.recipe.stages import STAGES
 
 REPO = Path(__file__).resolve().parents[2]
+# the module's first test also pays for the shared tiny run (a couple of minutes on an idle 2-core machine)
+pytestmark = pytest.mark.timeout(1800)
 MODELS = ("teacher", "student-init", "student", "merged")
 
 
@@ -32,7 +34,7 @@ def tiny_recipe(teacher: Path, **merge) -> dict:
         "data": {"languages": ["id", "th"], "per_language": 3, "heldout_per_language": 2,
                  "generate": {"max_new_tokens": 6, "batch_size": 8}, "max_seq_len": 64},
         "capture": {"top_k": 8, "rows_per_shard": 2, "batch_size": 4},
-        "distill": {"max_steps": 4, "batch_size": 2, "micro_batch_size": 2, "lr": 1e-3, "save_every": 1},
+        "distill": {"max_steps": 4, "batch_size": 2, "micro_batch_size": 2, "lr": 1e-3, "save_every": 2},
         "merge": {"method": "linear", "weight": 0.5, **merge},
         "evaluate": {"heldout": {"bootstrap": 50, "batch_size": 4}},
     }
