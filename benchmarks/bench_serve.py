@@ -140,7 +140,9 @@ def main(argv=None) -> int:
         logs / "sealion.log"))
     if args.peer != "none":
         port = free_port()
-        tf = str(Path(py).with_name("transformers"))
+        # the peer's own venv (benchmarks/setup_peers.sh tfserve) when present, else the transformers beside us
+        peer_tf = REPO / ".venvs" / "tfserve" / "bin" / "transformers"
+        tf = str(peer_tf if peer_tf.exists() else Path(py).with_name("transformers"))
         cmd = [tf, "serve", model_dir, "--host", "127.0.0.1", "--port", str(port), "--device", "cpu",
                "--dtype", "float32"]
         if args.peer == "cb":

@@ -22,6 +22,7 @@ def flores_rows(shared_dir, per_lang: int) -> list[dict]:
     return rows
 
 
+@pytest.mark.shared
 def test_demo_teacher_six_layer_student_heldout_kl_falls(tmp_path, demo_dir, shared_dir):
     from sealion.distill import CaptureConfig, TrainConfig, capture, init_student, train
 

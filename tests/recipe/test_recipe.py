@@ -208,6 +208,7 @@ def test_report_renders_in_headless_chromium(tiny_run, tmp_path):
     assert "net::ERR" not in res.stderr
 
 
+@pytest.mark.shared
 def test_seahelm_suite_runs_with_data_flag(tiny_run, shared_dir):
     """--data adds the recipe's SEA-HELM suite to the evaluate stage (real sealion.evaluate on real files)."""
     data = shared_dir / "data" / "seahelm-v1"
