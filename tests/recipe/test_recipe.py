@@ -108,6 +108,24 @@ def test_report_data_covers_four_models_and_languages(tiny_run):
     assert not re.search(r'(src|href)="https?://', html)  # nothing fetched from the network
 
 
+def test_terminal_summary_shows_teacher_text_and_heldout_kl(tiny_run):
+    from sealion.recipe.summary import summary_lines
+
+    lines = summary_lines(tiny_run["run"])
+    text = "\n".join(lines)
+    # one sample per language, the teacher's response beside it
+    assert sum(1 for x in lines if x.lstrip().startswith("[id]")) == 1
+    assert sum(1 for x in lines if x.lstrip().startswith("[th]")) == 1
+    assert sum(1 for x in lines if x.lstrip().startswith("->")) == 2
+    # KL rows for the three non-teacher models, with the values report.json holds
+    held = report_data(tiny_run["run"])["heldout"]
+    row = next(x for x in lines if x.split()[:1] == ["student-init"])
+    assert [float(v) for v in row.split()[1:]] == pytest.approx(
+        [held["student-init"][lang]["kl"]["value"] for lang in ("id", "th", "all")], abs=1e-3)
+    assert "merged: closer to the teacher" in text and "teacher " not in row
+    assert summary_lines(tiny_run["root"]) == []  # not a run directory: nothing to say
+
+
 def test_second_run_skips_everything(tiny_run):
     before = {s: read_done(tiny_run["run"] / s)["run_id"] for s in STAGES}
     statuses = run_recipe(tiny_run["recipe"], tiny_run["run"], log=lambda m: None)

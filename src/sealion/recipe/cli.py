@@ -88,7 +88,11 @@ def run(args) -> int:
     ran = [s.name for s in statuses if s.action in ("run", "resume")]
     print(f"recipe {name}: {'ran ' + ', '.join(ran) if ran else 'nothing to do (all stages current)'}",
           file=sys.stderr)
+    from .summary import summary_lines
+
+    for line in summary_lines(out):
+        print(line)
     report = out / "report.html"
     if report.is_file():
-        print(report)
+        print(f"report: {report}")
     return 0
