@@ -62,6 +62,23 @@ def test_base_model_few_shot(tiny_gemma3_dir, tmp_path):
     assert "Jawaban: Positif\n\nKalimat:" in prompt and "Jawaban: Negatif\n\nKalimat:" in prompt  # 2 shots (pool size)
 
 
+def test_an_already_opened_engine_is_used_and_recorded(tiny_text_dir, tmp_path):
+    """EvalConfig.engine (the recipe's and the benchmark's path): the run uses the engine it is given, gives the same
+    answers as a run that opens the model itself, and config.json records the engine's kind."""
+    from sealion.engine import open_engine
+
+    engine = open_engine(str(tiny_text_dir))
+    try:
+        given = run_eval(_cfg(tiny_text_dir, tmp_path / "e", tasks=["causal"], languages=["th"], runs=1,
+                              temperature=0, engine=engine))
+    finally:
+        engine.close()
+    own = run_eval(_cfg(tiny_text_dir, tmp_path / "o", tasks=["causal"], languages=["th"], runs=1, temperature=0))
+    assert given["results"] == own["results"] and given["timing"]["generated"] == 2
+    config = json.loads((tmp_path / "e/config.json").read_text())
+    assert config["engine"] == "LocalEngine" and config["model"] == str(tiny_text_dir)
+
+
 def test_kill_and_resume_regenerates_nothing_done(tiny_text_dir, tmp_path):
     out = tmp_path / "k"
     cmd = [sys.executable, "-m", "sealion", "eval", "--model", str(tiny_text_dir), "--tasks", "sentiment",

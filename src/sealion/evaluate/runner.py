@@ -20,7 +20,7 @@ import math
 import re
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -125,6 +125,14 @@ def chat_template_on_disk(ref: str) -> bool | None:
         except ValueError:
             return None
     return None
+
+
+def config_record(cfg: EvalConfig) -> dict:
+    """The config as JSON-able data; an engine passed in is recorded by its kind (it holds a model and locks, which
+    `asdict` would try to deep-copy)."""
+    record = asdict(replace(cfg, engine=None))
+    record["engine"] = type(cfg.engine).__name__ if cfg.engine is not None else None
+    return record
 
 
 def greedy_on_disk(ref: str) -> bool:
@@ -381,7 +389,7 @@ class Runner:
         if self.greedy and cfg.runs > 1:
             self.notes.append("greedy decoding: every run gives the same output, so runs share one generation")
         sio.write_json(self.out / "config.json", {
-            **{k: v for k, v in asdict(cfg).items() if k != "engine"}, "seeds_used": self.seeds[: cfg.runs],
+            **config_record(cfg), "seeds_used": self.seeds[: cfg.runs],
             "base_model_resolved": self.base_model, "model_key": self.model_key,
             "plan": {f"{u.lang}/{u.spec.name}": len(u.items) for u in units}})
         ctx_options = {"judge": cfg.judge, "metricx": cfg.metricx}
