@@ -137,3 +137,61 @@ def test_prompt_over_context_is_refused(tiny_text_dir):
     e = LocalEngine(tiny_text_dir)
     with pytest.raises(SealionError, match="context"):
         e.complete([CompletionRequest("word " * 5000, GREEDY)])
+
+
+# ---- shared prompt prefixes -------------------------------------------------------------------------------------
+
+SHARED = ("Jawablah hanya dengan format berikut: \"Jawaban: ANSWER\". Ganti ANSWER dengan huruf A atau B. "
+          "Berdasarkan situasi di bawah ini, pilihan mana yang lebih mungkin? Situasi: ")
+OWN = ["Barang itu rapuh.", "Dia lapar sekali karena belum makan sejak pagi tadi, lalu pergi ke warung.", "x",
+       "Hujan turun deras."]
+
+
+def widened_window(src, tmp_path, window: int):
+    """A copy of a tiny checkpoint whose sliding window holds a whole test sequence (the weights do not change)."""
+    import json
+    import shutil
+
+    dst = tmp_path / f"{src.name}-w{window}"
+    shutil.copytree(src, dst)
+    cfg = json.loads((dst / "config.json").read_text())
+    (cfg.get("text_config") or cfg)["sliding_window"] = window
+    (dst / "config.json").write_text(json.dumps(cfg))
+    return dst
+
+
+@pytest.mark.parametrize("kind", ["gemma4", "gemma3"])
+def test_shared_prefix_batch_equals_solo_and_unshared(kind, tiny_text_dir, tiny_gemma3_dir, tmp_path):
+    eng = LocalEngine(widened_window(tiny_text_dir if kind == "gemma4" else tiny_gemma3_dir, tmp_path, 256),
+                      max_batch_size=8)
+    # one row stops early, so finished rows leave a batch whose cache started as a repeated prefix
+    reqs = [CompletionRequest(SHARED + s, GREEDY if i != 1 else SamplingParams(max_new_tokens=3, temperature=0))
+            for i, s in enumerate(OWN)]
+    rows = [eng._completion_row(i, r) for i, r in enumerate(reqs)]
+    assert eng._shared_prefix(rows) >= 20
+
+    first_logits = []
+
+    def record(history, scores):
+        if history.shape[1] == max(len(r.prompt_ids) for r in rows):  # the prefill step of the batch
+            first_logits.append(scores.clone())
+        return scores
+
+    eng.logits_processors = [record]
+    shared = eng.complete(reqs)
+    eng.share_prefix = False
+    plain = eng.complete(reqs)
+    eng.logits_processors = []
+    solo = [eng.complete([r])[0] for r in reqs]
+    assert [c.token_ids for c in shared] == [c.token_ids for c in plain] == [c.token_ids for c in solo]
+    assert [c.completion_tokens for c in shared] == [12, 3, 12, 12]
+    assert [c.prompt_tokens for c in shared] == [len(r.prompt_ids) for r in rows]
+    assert len(first_logits) == 2 and torch.allclose(first_logits[0], first_logits[1], atol=1e-4)
+
+
+def test_no_prefix_sharing_beyond_the_sliding_window(engine):
+    """The tiny model's window (16) is shorter than these sequences: sharing would change attention, so it is off."""
+    rows = [engine._completion_row(i, CompletionRequest(SHARED + s, GREEDY)) for i, s in enumerate(OWN)]
+    assert engine._shared_prefix(rows) == 0
+    rows = [engine._completion_row(i, CompletionRequest(p, GREEDY)) for i, p in enumerate(PROMPTS)]
+    assert engine._shared_prefix(rows) == 0  # nothing in common but <bos>

@@ -23,6 +23,9 @@ from .sampling import ResolvedSampling, choose_next, model_defaults, resolve
 from .types import ChatRequest, Completion, CompletionRequest, SamplingParams, StreamDelta
 
 
+MIN_SHARED_PREFIX = 16  # tokens; below this a separate prefix pass costs more than it saves
+
+
 @dataclass
 class _Row:
     index: int  # position in the caller's request list
@@ -44,7 +47,8 @@ class LocalEngine(Engine):
     `model` is a reference (`demo`, a directory, a hub id, a .gguf file) or an already loaded
     `sealion.models.LoadedModel`. `max_batch_size` bounds rows per forward pass; `max_batch_tokens` bounds the padded
     prompt tokens of one prefill. `logits_processors` are applied (HF-style callables `(input_ids, scores) -> scores`)
-    before sampling, e.g. to constrain or script output.
+    before sampling, e.g. to constrain or script output. `share_prefix`: a batch whose prompts start with the same
+    tokens (an evaluation task's instruction, a system prompt) computes that prefix once and shares its KV cache.
     """
 
     def __init__(
@@ -57,6 +61,7 @@ class LocalEngine(Engine):
         dtype=None,
         device: str | None = None,
         text_only: bool = False,
+        share_prefix: bool = True,
     ):
         from ..models import LoadedModel, load
 
@@ -76,6 +81,9 @@ class LocalEngine(Engine):
         self.context_length = int(
             getattr(getattr(self.model.config, "text_config", self.model.config), "max_position_embeddings", 0) or 0
         )
+        self.share_prefix = share_prefix
+        text_config = getattr(self.model.config, "text_config", self.model.config)
+        self._sliding_window = getattr(text_config, "sliding_window", None) or None
         self._lock = threading.Lock()  # one generation at a time on this model
         # transformers renamed `past_key_values` to `cache` in 5.2x; use whichever this version takes
         params = inspect.signature(self.model.forward).parameters
@@ -168,21 +176,33 @@ class LocalEngine(Engine):
         from transformers import DynamicCache
 
         pad = self.tokenizer.pad_token_id or 0
-        width = max(len(r.prompt_ids) for r in rows)
-        ids = torch.full((len(rows), width), pad, dtype=torch.long)
-        mask = torch.zeros((len(rows), width), dtype=torch.long)
-        for i, r in enumerate(rows):
-            ids[i, width - len(r.prompt_ids) :] = torch.tensor(r.prompt_ids)
-            mask[i, width - len(r.prompt_ids) :] = 1
-        ids, mask = ids.to(self.device), mask.to(self.device)
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)
         cache = DynamicCache(config=self.model.config)
+        shared = self._shared_prefix(rows)
+        if shared:
+            # the common prefix once, at batch 1; its cache is then repeated for every row
+            prefix = torch.tensor([rows[0].prompt_ids[:shared]], device=self.device)
+            self.model(input_ids=prefix, attention_mask=torch.ones_like(prefix),
+                       position_ids=torch.arange(shared, device=self.device)[None], use_cache=True, logits_to_keep=1,
+                       **{self._cache_kw: cache})
+            cache.batch_repeat_interleave(len(rows))
+        # the rest of each prompt, right-aligned: [shared prefix][padding][own tokens] (plain left padding when no
+        # prefix is shared); positions count real tokens only, so padding in the middle changes nothing
+        width = max(len(r.prompt_ids) for r in rows) - shared
+        ids = torch.full((len(rows), width), pad, dtype=torch.long)
+        mask = torch.zeros((len(rows), shared + width), dtype=torch.long)
+        mask[:, :shared] = 1
+        for i, r in enumerate(rows):
+            own = r.prompt_ids[shared:]
+            ids[i, width - len(own) :] = torch.tensor(own)
+            mask[i, shared + width - len(own) :] = 1
+        ids, mask = ids.to(self.device), mask.to(self.device)
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)[:, shared:]
         extra = rows[0].extra_inputs if len(rows) == 1 else {}
         out = self.model(
             input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, logits_to_keep=1,
             **{self._cache_kw: cache}, **extra,
         )
-        history = ids  # full sequences, for logits processors
+        history = ids if not shared else torch.cat([prefix.expand(len(rows), -1), ids], dim=-1)  # logits processors
         active = list(rows)
         last_pos = positions[:, -1]
         max_steps = max(r.params.max_new_tokens for r in rows)
@@ -220,6 +240,28 @@ class LocalEngine(Engine):
                 input_ids=step_ids[:, None], attention_mask=mask, position_ids=last_pos[:, None],
                 use_cache=True, logits_to_keep=1, **{self._cache_kw: cache},
             )
+
+    def _shared_prefix(self, rows: list[_Row]) -> int:
+        """Length of the prompt prefix every row shares, when sharing it is exact and worth it; else 0."""
+        if not self.share_prefix or len(rows) < 2 or any(r.extra_inputs for r in rows):
+            return 0
+        first = rows[0].prompt_ids
+        # at least one own token per row, so every row's last prompt position is computed in the batched pass
+        n = min(len(r.prompt_ids) for r in rows) - 1
+        for r in rows[1:]:
+            ids = r.prompt_ids
+            k = 0
+            while k < n and ids[k] == first[k]:
+                k += 1
+            n = k
+        if n < MIN_SHARED_PREFIX:
+            return 0
+        # sliding-window layers mask by cache index; padding between prefix and rest would widen index distances,
+        # so share only when the whole sequence fits in the window (then no window ever cuts)
+        total = max(len(r.prompt_ids) for r in rows) + max(r.params.max_new_tokens for r in rows)
+        if self._sliding_window and total > self._sliding_window:
+            return 0
+        return n
 
     def _finish(self, r: _Row) -> Completion:
         text = r.tracker.final_text
