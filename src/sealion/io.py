@@ -72,3 +72,18 @@ def read_jsonl(path: str | os.PathLike, *, tolerate_torn_tail: bool = True) -> l
 
             raise DataError(f"{path}:{i}: invalid JSON ({e.msg})") from None
     return rows
+
+
+def read_yaml(path: str | os.PathLike) -> Any:
+    """Parse a YAML file; a syntax error becomes a ConfigError naming the file and line."""
+    import yaml
+
+    from .errors import ConfigError
+
+    path = Path(path)
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        raise ConfigError(f"{where}: invalid YAML ({getattr(e, 'problem', None) or e})") from None

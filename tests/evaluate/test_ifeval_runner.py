@@ -30,3 +30,23 @@ def test_if_eval_in_the_runner(tiny_text_dir, tmp_path):
     assert rows[0]["prompt"][0][0]["content"].startswith("ฉันเป็นวิศวกรซอฟต์แวร์")  # the prompt verbatim
     assert {"strict", "loose", "language_ok", "detected_language"} <= set(rows[0]["details"])
     assert "| id | instruction-following | if-eval |" in (tmp_path / "r/results.md").read_text()
+
+
+def test_chat_only_task_on_a_model_without_chat_template(tiny_gemma3_dir, tmp_path):
+    """A model without a chat template is a base model, and SEA-HELM skips if-eval for base models; when if-eval is
+    all that was asked for, it runs zero-shot through sealion's chat format instead (with a note), unless the user
+    forces --base-model."""
+    if not (DATA / "instruction_following").is_dir():
+        pytest.skip("../shared data absent")
+    from sealion.errors import ConfigError
+
+    kw = dict(model=str(tiny_gemma3_dir), tasks=["if-eval"], languages=["id"], data=str(DATA), runs=1, limit=2,
+              max_tokens=4, progress=False)
+    res = run_eval(EvalConfig(out=str(tmp_path / "auto"), **kw))
+    assert res["mode"] == "instruct (0-shot)"
+    assert res["results"]["id"]["instruction-following"]["if-eval"]["n_items"] == 2
+    assert any("needs chat prompts" in n for n in res["notes"])
+    row = json.loads((tmp_path / "auto/runs/run_0/id/if-eval.jsonl").read_text().splitlines()[0])
+    assert row["prompt"][0][0]["role"] == "user"  # a chat turn, not a few-shot completion prompt
+    with pytest.raises(ConfigError, match="nothing to evaluate"):
+        run_eval(EvalConfig(out=str(tmp_path / "forced"), base_model=True, **kw))

@@ -50,7 +50,7 @@ def test_missing_required_fields():
 
 def test_yaml_syntax_error_names_the_line(tmp_path):
     p = write(tmp_path, "name: x\nteacher: [demo\n")
-    with pytest.raises(ConfigError, match=r"r.yaml:\d+: not valid YAML"):
+    with pytest.raises(ConfigError, match=r"r.yaml:\d+: invalid YAML"):
         load_recipe(p)
 
 

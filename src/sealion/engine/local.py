@@ -19,6 +19,7 @@ from ..errors import SealionError
 from . import prompting
 from .base import Engine, ProgressFn
 from .detok import TextTracker
+from .greedy_head import ScreenedHead, screened
 from .sampling import ResolvedSampling, choose_next, model_defaults, resolve
 from .types import ChatRequest, Completion, CompletionRequest, SamplingParams, StreamDelta
 
@@ -49,6 +50,8 @@ class LocalEngine(Engine):
     prompt tokens of one prefill. `logits_processors` are applied (HF-style callables `(input_ids, scores) -> scores`)
     before sampling, e.g. to constrain or script output. `share_prefix`: a batch whose prompts start with the same
     tokens (an evaluation task's instruction, a system prompt) computes that prefix once and shares its KV cache.
+    `fast_greedy`: on CPU with fp32 weights, all-greedy batches pick the argmax through a bf16 screen of the LM head
+    with exact fp32 rescoring of every row that could win (`greedy_head.py`; costs a bf16 copy of the head).
     """
 
     def __init__(
@@ -62,6 +65,7 @@ class LocalEngine(Engine):
         device: str | None = None,
         text_only: bool = False,
         share_prefix: bool = True,
+        fast_greedy: bool = True,
     ):
         from ..models import LoadedModel, load
 
@@ -82,6 +86,8 @@ class LocalEngine(Engine):
             getattr(getattr(self.model.config, "text_config", self.model.config), "max_position_embeddings", 0) or 0
         )
         self.share_prefix = share_prefix
+        self.fast_greedy = fast_greedy
+        self._screen = None
         text_config = getattr(self.model.config, "text_config", self.model.config)
         self._sliding_window = getattr(text_config, "sliding_window", None) or None
         self._lock = threading.Lock()  # one generation at a time on this model
@@ -198,10 +204,12 @@ class LocalEngine(Engine):
         ids, mask = ids.to(self.device), mask.to(self.device)
         positions = (mask.cumsum(-1) - 1).clamp(min=0)[:, shared:]
         extra = rows[0].extra_inputs if len(rows) == 1 else {}
-        out = self.model(
-            input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, logits_to_keep=1,
-            **{self._cache_kw: cache}, **extra,
-        )
+        head = self.model.get_output_embeddings()
+        with screened(head, self._head_screen(rows)):
+            out = self.model(
+                input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, logits_to_keep=1,
+                **{self._cache_kw: cache}, **extra,
+            )
         history = ids if not shared else torch.cat([prefix.expand(len(rows), -1), ids], dim=-1)  # logits processors
         active = list(rows)
         last_pos = positions[:, -1]
@@ -236,10 +244,23 @@ class LocalEngine(Engine):
             mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=-1)
             last_pos = last_pos + 1
             history = torch.cat([history, step_ids[:, None]], dim=-1)
-            out = self.model(
-                input_ids=step_ids[:, None], attention_mask=mask, position_ids=last_pos[:, None],
-                use_cache=True, logits_to_keep=1, **{self._cache_kw: cache},
-            )
+            with screened(head, self._head_screen(active)):
+                out = self.model(
+                    input_ids=step_ids[:, None], attention_mask=mask, position_ids=last_pos[:, None],
+                    use_cache=True, logits_to_keep=1, **{self._cache_kw: cache},
+                )
+
+    def _head_screen(self, rows: list[_Row]) -> ScreenedHead | None:
+        """The LM-head screen when every row is greedy and nothing else reads the scores; else None."""
+        if not self.fast_greedy or self.logits_processors or not all(r.sampling.greedy for r in rows):
+            return None
+        if self._screen is None:
+            head = self.model.get_output_embeddings()
+            if not ScreenedHead.applies_to(head):
+                self.fast_greedy = False  # GPU or low-precision weights: the plain head is already fast
+                return None
+            self._screen = ScreenedHead(head)
+        return self._screen
 
     def _shared_prefix(self, rows: list[_Row]) -> int:
         """Length of the prompt prefix every row shares, when sharing it is exact and worth it; else 0."""

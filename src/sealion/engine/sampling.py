@@ -43,21 +43,28 @@ def resolve(params: SamplingParams, defaults: dict) -> ResolvedSampling:
     return ResolvedSampling(greedy, float(temperature), int(top_k or 0), float(top_p or 1.0), generator)
 
 
-def sample_row(logits: torch.Tensor, s: ResolvedSampling) -> int:
-    """Sample one token id from a 1-D logits row."""
-    logits = logits / max(s.temperature, 1e-5)
-    if 0 < s.top_k < logits.shape[-1]:
-        values, indices = torch.topk(logits, s.top_k)
+def draw_token(logits: torch.Tensor, temperature: float, top_k: int, top_p: float,
+               generator: torch.Generator) -> int:
+    """Draw one token id from a 1-D logits row: temperature, then top-k, then top-p (nucleus). Shared by the engine
+    and the server's scheduler, so the same seed gives the same draw in both."""
+    logits = logits / max(temperature, 1e-5)
+    if top_k and 0 < top_k < logits.shape[-1]:
+        values, indices = torch.topk(logits, top_k)
     else:
         values, indices = torch.sort(logits, descending=True)
     probs = torch.softmax(values, dim=-1)
-    if s.top_p < 1.0:
+    if top_p < 1.0:
         cumulative = torch.cumsum(probs, dim=-1)
-        keep = cumulative - probs < s.top_p  # always keeps the first token
+        keep = cumulative - probs < top_p  # the smallest prefix reaching top_p; always keeps the best token
         probs = probs * keep
         probs = probs / probs.sum()
-    choice = torch.multinomial(probs, 1, generator=s.generator)
+    choice = torch.multinomial(probs, 1, generator=generator)
     return int(indices[choice].item())
+
+
+def sample_row(logits: torch.Tensor, s: ResolvedSampling) -> int:
+    """Sample one token id from a 1-D logits row."""
+    return draw_token(logits, s.temperature, s.top_k, s.top_p, s.generator)
 
 
 def choose_next(logits: torch.Tensor, rows: list[ResolvedSampling]) -> torch.Tensor:

@@ -230,12 +230,14 @@ class Runner:
     # ----------------------------------------------------------------------------------------- plan
     def plan(self, *, base_model: bool) -> list[Unit]:
         units = []
+        chat_only = 0
         for lang, task_names in resolve_tasks(self.cfg.tasks, self.cfg.languages).items():
             for name in task_names:
                 spec = get_spec(name)
                 kind = get_kind(spec.kind)
                 if base_model and (not spec.base_model or not kind.base_model_ok):
                     self.notes.append(f"{lang}/{name}: skipped for base models")
+                    chat_only += 1
                     continue
                 ls = spec.lang(lang)
                 try:
@@ -251,6 +253,13 @@ class Runner:
                     fewshot = kind.make_items(spec, lang, load_fewshot_rows(ls, self.source, task=name))
                 n_runs = min(self.cfg.runs, spec.max_runs or self.cfg.runs)
                 units.append(Unit(lang, spec, kind, items, fewshot, n_runs))
+        if not units and chat_only and self.cfg.base_model is None:
+            # Every task asked for needs chat prompts (SEA-HELM skips them for base models). The user named them, so
+            # run them through sealion's Gemma chat format rather than refuse; --base-model keeps SEA-HELM's skip.
+            self.base_model = False
+            self.notes.append("model has no chat template, and every task asked for needs chat prompts: evaluated "
+                              "zero-shot through sealion's Gemma chat format (pass --base-model to skip them instead)")
+            return self.plan(base_model=False)
         if not units:
             raise ConfigError("nothing to evaluate: no (task, language) pair has data"
                               + (" -- " + "; ".join(self.notes[-5:]) if self.notes else ""))

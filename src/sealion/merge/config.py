@@ -11,9 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from ..errors import ConfigError
+from ..io import read_yaml
 from .methods import METHODS, MethodSpec
 
 TOP_LEVEL_KEYS = {
@@ -256,12 +255,7 @@ def load_config(path_or_dict: str | os.PathLike | dict) -> MergeConfig:
     path = Path(path_or_dict)
     if not path.exists():
         raise ConfigError(f"{path}: no such merge config")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark else str(path)
-        raise ConfigError(f"{where}: invalid YAML ({getattr(e, 'problem', e)})") from None
+    raw = read_yaml(path)
     return parse_config(raw, origin=str(path), base_dir=path.parent)
 
 

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 
 import torch
 
+from ..engine.sampling import draw_token
+
 
 @dataclass
 class SamplingConfig:
@@ -36,20 +38,7 @@ def make_generator(seed: int | None) -> torch.Generator:
 
 def sample_row(logits: torch.Tensor, cfg: SamplingConfig, generator: torch.Generator) -> int:
     """Draw one token from a 1-D float logits row."""
-    logits = logits / cfg.temperature
-    if cfg.top_k and 0 < cfg.top_k < logits.shape[-1]:
-        values, indices = torch.topk(logits, cfg.top_k)
-    else:
-        values, indices = torch.sort(logits, descending=True)
-    probs = torch.softmax(values, dim=-1)
-    if cfg.top_p < 1.0:
-        cumulative = torch.cumsum(probs, dim=-1)
-        # keep the smallest prefix whose mass reaches top_p (always at least the best token)
-        keep = (cumulative - probs) < cfg.top_p
-        probs = torch.where(keep, probs, torch.zeros_like(probs))
-        probs = probs / probs.sum()
-    choice = torch.multinomial(probs, 1, generator=generator)
-    return int(indices[choice].item())
+    return draw_token(logits, cfg.temperature, cfg.top_k, cfg.top_p, generator)
 
 
 def choose_tokens(logits: torch.Tensor, configs: list[SamplingConfig], generators: list[torch.Generator]) -> list[int]:

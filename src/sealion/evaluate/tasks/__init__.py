@@ -87,6 +87,7 @@ from typing import Any, Callable, ClassVar
 import yaml
 
 from ...errors import ConfigError
+from ...io import read_yaml
 
 # Languages of the SEA average (SEA-HELM leaderboard).
 SEA_LANGUAGES = ("id", "vi", "th", "ta", "tl", "ms", "my")
@@ -380,10 +381,7 @@ def all_specs() -> dict[str, TaskSpec]:
     specs: dict[str, TaskSpec] = {}
     for d in spec_dirs():
         for f in sorted(d.glob("*.yaml")):
-            try:
-                data = yaml.safe_load(f.read_text(encoding="utf-8"))
-            except yaml.YAMLError as e:
-                raise ConfigError(f"{f}: invalid YAML ({e})") from None
+            data = read_yaml(f)
             spec = _spec_from_dict(data, str(f))
             if spec.name in specs:
                 raise ConfigError(f"{f}: task {spec.name!r} already defined in {specs[spec.name].path}")
@@ -401,7 +399,7 @@ def get_spec(name: str) -> TaskSpec:
 def load_spec_file(path: str | Path) -> TaskSpec:
     """A spec outside the package (user task)."""
     path = Path(path)
-    return _spec_from_dict(yaml.safe_load(path.read_text(encoding="utf-8")), str(path))
+    return _spec_from_dict(read_yaml(path), str(path))
 
 
 @lru_cache(maxsize=1)

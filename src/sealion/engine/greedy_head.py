@@ -1,0 +1,73 @@
+"""Exact greedy decoding with a cheap LM head on CPU.
+
+On a CPU the LM head of a Gemma model (262,144 x hidden, fp32) is the largest matmul of a decode step, and oneDNN
+runs the same product in bf16 several times faster. For greedy decoding only the argmax matters, so:
+
+1. score every vocabulary row in bf16 (`a_j`) with a rigorous bound on the error of every score of that row:
+   |a_j - e_j| <= eps = SLACK * ||h|| * max_j ||w_j||, where e_j is the fp32 logit (bf16 rounds each input and the
+   output with relative error 2^-8, and accumulates in fp32; Cauchy-Schwarz bounds the sum; SLACK = 2^-6 > 3 * 2^-8
+   leaves room for the accumulation order);
+2. the fp32 argmax j* satisfies a_j* >= e_j* - eps >= e_k - eps >= a_k - 2 eps for every k, so every row with
+   a_j >= max(a) - 2 eps is recomputed in fp32 and the others are set to -inf.
+
+The argmax of the result is the argmax of the fp32 logits (up to fp32 rounding differences in the order of the sum,
+which a full fp32 matmul at another batch size has too). The result is not a logit vector for sampling: it is used
+only when every row in the batch is greedy and no logits processor looks at the scores.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Iterator
+
+import torch
+
+SLACK = 2.0**-6
+MAX_CANDIDATE_FRACTION = 1 / 8  # beyond this many fp32 rescoring rows, the plain fp32 matmul is as cheap
+
+
+class ScreenedHead:
+    """A bf16 screen for one bias-free `torch.nn.Linear` LM head (weights as they are at construction)."""
+
+    def __init__(self, head: torch.nn.Linear):
+        weight = head.weight.detach()
+        self.head = head
+        self.weight = weight
+        self.weight_bf16 = weight.to(torch.bfloat16)
+        self.max_row_norm = float(weight.float().norm(dim=1).max())
+        self.calls = 0  # forwards that took the screened path (tests and benchmarks read it)
+
+    @staticmethod
+    def applies_to(head: object) -> bool:
+        w = getattr(head, "weight", None)
+        return (isinstance(head, torch.nn.Linear) and head.bias is None and w is not None
+                and w.dtype == torch.float32 and w.device.type == "cpu")
+
+    def __call__(self, hidden: torch.Tensor) -> torch.Tensor:
+        shape = hidden.shape
+        x = hidden.reshape(-1, shape[-1]).float()
+        approx = torch.nn.functional.linear(x.to(torch.bfloat16), self.weight_bf16)  # bf16 scores
+        eps = SLACK * x.norm(dim=1) * self.max_row_norm
+        threshold = approx.amax(dim=1).float() - 2 * eps
+        # compared in bf16: lower the threshold by more than one bf16 step so its rounding cannot drop a candidate
+        threshold = (threshold - threshold.abs() * 2.0**-6).to(torch.bfloat16)
+        candidates = (approx >= threshold[:, None]).any(dim=0).nonzero().squeeze(1)
+        if candidates.numel() > MAX_CANDIDATE_FRACTION * self.weight.shape[0]:
+            return self.head.forward(hidden)  # a flat distribution: screening would not save anything
+        out = torch.full((x.shape[0], self.weight.shape[0]), float("-inf"), dtype=torch.float32)
+        out[:, candidates] = torch.nn.functional.linear(x, self.weight.index_select(0, candidates))
+        self.calls += 1
+        return out.reshape(*shape[:-1], -1).to(hidden.dtype)
+
+
+@contextmanager
+def screened(head: torch.nn.Module, screen: ScreenedHead | None) -> Iterator[None]:
+    """Route `head`'s forward through `screen` inside the block (no-op when `screen` is None)."""
+    if screen is None:
+        yield
+        return
+    head.forward = screen  # an instance attribute shadows the class's forward; nn.Module.__call__ finds it
+    try:
+        yield
+    finally:
+        del head.forward

@@ -1,0 +1,79 @@
+"""The bf16-screened LM head gives the fp32 argmax (greedy decoding) and is used only where that is all that counts."""
+
+from __future__ import annotations
+
+import torch
+
+from sealion.engine import CompletionRequest, SamplingParams
+from sealion.engine.greedy_head import ScreenedHead, screened
+from sealion.engine.local import LocalEngine
+
+
+def _head(vocab: int, hidden: int, bias: bool, seed: int) -> torch.nn.Linear:
+    g = torch.Generator().manual_seed(seed)
+    head = torch.nn.Linear(hidden, vocab, bias=bias)
+    with torch.no_grad():
+        head.weight.copy_(torch.randn(vocab, hidden, generator=g) * 0.05)
+        if bias:
+            head.bias.copy_(torch.randn(vocab, generator=g))
+    return head
+
+
+def test_argmax_matches_fp32_on_random_and_near_tied_rows():
+    for bias in (False,):
+        head = _head(8192, 96, bias, seed=1)
+        g = torch.Generator().manual_seed(2)
+        hidden = torch.randn(64, 96, generator=g) * 8
+        # near ties: rows 0..15 get a second vocabulary row that is the winner's twin, 1e-4 apart in the logit
+        with torch.no_grad():
+            exact = head(hidden)
+            for i in range(16):
+                win = int(exact[i].argmax())
+                twin = (win + 1 + i) % 8192
+                head.weight[twin] = head.weight[win] + 1e-4 * hidden[i] / hidden[i].norm() ** 2 * (1 if i % 2 else -1)
+                if bias:
+                    head.bias[twin] = head.bias[win]
+            exact = head(hidden)
+        screen = ScreenedHead(head)
+        got = screen(hidden)
+        assert torch.equal(got.argmax(-1), exact.argmax(-1))
+        assert screen.calls == 1
+        # the winning scores are the fp32 logits, not bf16 approximations; rows that cannot win are -inf
+        rows = torch.arange(64)
+        assert torch.allclose(got[rows, exact.argmax(-1)], exact[rows, exact.argmax(-1)], atol=1e-5)
+        kept = torch.isfinite(got)
+        assert torch.allclose(got[kept], exact[kept], atol=1e-5) and kept.sum() < got.numel() // 8
+        # bf16 alone gets some of the near ties wrong: the screen is doing real work
+        approx = torch.nn.functional.linear(hidden.bfloat16(), head.weight.bfloat16(),
+                                            None if head.bias is None else head.bias.bfloat16()).float()
+        assert not torch.equal(approx.argmax(-1), exact.argmax(-1))
+
+
+def test_heads_with_bias_or_low_precision_are_left_alone():
+    assert not ScreenedHead.applies_to(_head(64, 8, True, seed=0))
+    assert not ScreenedHead.applies_to(_head(64, 8, False, seed=0).to(torch.bfloat16))
+    assert ScreenedHead.applies_to(_head(64, 8, False, seed=0))
+
+
+def test_screened_context_restores_the_head():
+    head = _head(512, 16, False, seed=3)
+    x = torch.randn(2, 1, 16)
+    plain = head(x)
+    with screened(head, ScreenedHead(head)):
+        assert torch.equal(head(x).argmax(-1), plain.argmax(-1))
+    assert "forward" not in head.__dict__ and torch.equal(head(x), plain)
+
+
+def test_engine_greedy_is_identical_with_and_without_the_screen(tiny_text_dir):
+    prompts = ["Hello there, how are", "Ibu kota Indonesia adalah", "เมืองหลวงของประเทศไทยคือ", "x"]
+    greedy = SamplingParams(max_new_tokens=10, temperature=0)
+    fast = LocalEngine(tiny_text_dir, max_batch_size=4)
+    slow = LocalEngine(fast.loaded, max_batch_size=4, fast_greedy=False)
+    a = fast.complete([CompletionRequest(p, greedy) for p in prompts])
+    b = slow.complete([CompletionRequest(p, greedy) for p in prompts])
+    assert [c.token_ids for c in a] == [c.token_ids for c in b]
+    assert fast._screen is not None and fast._screen.calls >= 10 and slow._screen is None
+    # sampled rows never take the screened path (the scores must be real logits there)
+    calls = fast._screen.calls
+    fast.complete([CompletionRequest("Hello", SamplingParams(max_new_tokens=4, temperature=1.0, seed=0))])
+    assert fast._screen.calls == calls
