@@ -36,3 +36,11 @@ def test_every_verb_has_help_with_example():
         assert verb in r.stdout, verb
         h = run(verb, "--help")
         assert h.returncode == 0 and "example" in h.stdout.lower(), verb
+
+
+def test_stop_strings_from_the_shell_read_escapes():
+    from sealion.engine.cli import unescape_stop
+
+    assert unescape_stop(r"\n\n") == "\n\n"
+    assert unescape_stop(r"a\tb\\n") == "a\tb\\n"  # an escaped backslash stays a backslash
+    assert unescape_stop("Jawaban:") == "Jawaban:" and unescape_stop("\\") == "\\"

@@ -55,6 +55,22 @@ def test_heads_with_bias_or_low_precision_are_left_alone():
     assert ScreenedHead.applies_to(_head(64, 8, False, seed=0))
 
 
+def test_uneven_row_norms_and_flat_scores():
+    """Rows of very different norms (the one-norm bound is loose, the per-row bound decides) and an all-zero hidden
+    state (every row ties: the plain fp32 head answers, through the patched module without recursion)."""
+    head = _head(16384, 64, False, seed=5)
+    with torch.no_grad():
+        head.weight[:128] *= 40  # a few rows far larger than the rest
+    x = torch.randn(8, 1, 64)
+    plain = head(x)
+    screen = ScreenedHead(head)
+    with screened(head, screen):
+        got = head(x)
+        flat = head(torch.zeros(2, 1, 64))
+    assert torch.equal(got.argmax(-1), plain.argmax(-1)) and screen.calls == 1
+    assert torch.equal(flat, torch.zeros(2, 1, 16384))
+
+
 def test_screened_context_restores_the_head():
     head = _head(512, 16, False, seed=3)
     x = torch.randn(2, 1, 16)

@@ -195,3 +195,41 @@ def test_no_prefix_sharing_beyond_the_sliding_window(engine):
     assert engine._shared_prefix(rows) == 0
     rows = [engine._completion_row(i, CompletionRequest(p, GREEDY)) for i, p in enumerate(PROMPTS)]
     assert engine._shared_prefix(rows) == 0  # nothing in common but <bos>
+
+
+def test_an_explicit_temperature_means_sampling():
+    """OpenAI semantics in both backends: temperature > 0 samples even when the checkpoint's generation_config
+    decodes greedily; do_sample=False or temperature 0 still force greedy."""
+    assert SamplingParams(temperature=0.7).is_greedy(default_do_sample=False) is False
+    assert SamplingParams().is_greedy(default_do_sample=False) is True
+    assert SamplingParams().is_greedy(default_do_sample=True) is False
+    assert SamplingParams(temperature=0.7, do_sample=False).is_greedy(default_do_sample=True) is True
+    assert SamplingParams(temperature=0).is_greedy(default_do_sample=True) is True
+
+
+def test_nucleus_in_the_window_equals_the_full_sort():
+    """top-p picks its nucleus among the best 1,024 tokens when their mass reaches top_p: the kept tokens and their
+    probabilities equal the full sort's; a flat distribution falls back to the sort."""
+    from sealion.engine import sampling
+
+    g = torch.Generator().manual_seed(0)
+    peaked = torch.randn(262144, generator=g) * 6
+    flat = torch.randn(262144, generator=g) * 0.01
+    for logits, top_k, top_p in ((peaked, 0, 0.9), (peaked, 0, 0.5), (flat, 0, 0.9), (peaked, 40, 0.9)):
+        got = {}
+        for window in (1024, 262144):  # 262144 = the whole vocabulary, i.e. the plain sort
+            sampling.NUCLEUS_WINDOW = window
+            try:
+                idx, probs = sampling.candidates(logits, top_k, top_p)
+            finally:
+                sampling.NUCLEUS_WINDOW = 1024
+            got[window] = {int(i): float(p) for i, p in zip(idx, probs) if p > 0}
+        assert got[1024].keys() == got[262144].keys() and len(got[1024]) > 1
+        assert all(abs(got[1024][k] - got[262144][k]) < 1e-6 for k in got[1024])
+        assert abs(sum(got[1024].values()) - 1) < 1e-5
+    # seeded draws repeat, and stay inside the nucleus
+    idx, probs = sampling.candidates(peaked, 0, 0.5)
+    nucleus = {int(i) for i, p in zip(idx, probs) if p > 0}
+    draws = [sampling.draw_token(peaked, 1.0, 0, 0.5, torch.Generator().manual_seed(s)) for s in range(30)]
+    assert set(draws) <= nucleus
+    assert draws == [sampling.draw_token(peaked, 1.0, 0, 0.5, torch.Generator().manual_seed(s)) for s in range(30)]

@@ -115,3 +115,13 @@ def test_real_recipe_run_mode_refuses_missing_data(tmp_path):
     # --plan notes a path that must exist at run time; a real run refuses it up front
     with pytest.raises(ConfigError, match="data.source"):
         prepare(REPO / "recipes" / "gemma-sea-lion-v4.5-e2b.yaml", tmp_path / "run")
+
+
+def test_teacher_prompt_format_follows_the_chat_template():
+    """A base teacher (no chat template) continues the request as plain text; it would only echo chat markers."""
+    from types import SimpleNamespace
+
+    from sealion.recipe.data import prompt_renderer
+
+    assert prompt_renderer(SimpleNamespace(chat_template=None))("Ibu kota Indonesia adalah") == \
+        "Ibu kota Indonesia adalah\n"

@@ -24,7 +24,8 @@ def add_sampling_args(p: argparse.ArgumentParser, max_new_tokens: int = 128) -> 
     p.add_argument("--top-p", type=float, default=None)
     p.add_argument("--top-k", type=int, default=None)
     p.add_argument("--seed", type=int, default=None, help="seed for sampling (same seed, same text)")
-    p.add_argument("--stop", action="append", default=[], help="stop string (repeatable)")
+    p.add_argument("--stop", action="append", default=[],
+                   help="stop string (repeatable); \\n and \\t are read as newline and tab, e.g. --stop '\\n\\n'")
 
 
 def engine_from_args(args, **kw):
@@ -42,7 +43,7 @@ def sampling_from_args(args):
         raise SealionError("--max-new-tokens must be at least 1")
     return SamplingParams(
         max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_p=args.top_p, top_k=args.top_k,
-        seed=args.seed, stop=list(args.stop),
+        seed=args.seed, stop=[unescape_stop(x) for x in args.stop],
     )
 
 
@@ -119,3 +120,16 @@ def register(sub) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object per prompt")
     add_sampling_args(p)
     p.set_defaults(func=run_generate)
+
+
+def unescape_stop(text: str) -> str:
+    """`--stop '\\n\\n'` from a shell means a blank line: read \\n, \\t and \\\\ as the characters they name."""
+    out, i = [], 0
+    while i < len(text):
+        if text[i] == "\\" and i + 1 < len(text) and text[i + 1] in "nt\\":
+            out.append({"n": "\n", "t": "\t", "\\": "\\"}[text[i + 1]])
+            i += 2
+        else:
+            out.append(text[i])
+            i += 1
+    return "".join(out)

@@ -3,12 +3,13 @@
 On a CPU the LM head of a Gemma model (262,144 x hidden, fp32) is the largest matmul of a decode step, and oneDNN
 runs the same product in bf16 several times faster. For greedy decoding only the argmax matters, so:
 
-1. score every vocabulary row in bf16 (`a_j`) with a rigorous bound on the error of every score of that row:
-   |a_j - e_j| <= eps = SLACK * ||h|| * max_j ||w_j||, where e_j is the fp32 logit (bf16 rounds each input and the
+1. score every vocabulary row in bf16 (`a_j`) with a rigorous bound on its error:
+   |a_j - e_j| <= eps_j = SLACK * ||h|| * ||w_j|| <= eps = SLACK * ||h|| * max_j ||w_j||, where e_j is the fp32 logit (bf16 rounds each input and the
    output with relative error 2^-8, and accumulates in fp32; Cauchy-Schwarz bounds the sum; SLACK = 2^-6 > 3 * 2^-8
    leaves room for the accumulation order);
 2. the fp32 argmax j* satisfies a_j* >= e_j* - eps >= e_k - eps >= a_k - 2 eps for every k, so every row with
-   a_j >= max(a) - 2 eps is recomputed in fp32 and the others are set to -inf.
+   a_j >= max(a) - 2 eps is a candidate; when that is too many, only those with a_j + eps_j >= max_k(a_k - eps_k)
+   stay; the candidates are recomputed in fp32 and the others are set to -inf.
 
 The argmax of the result is the argmax of the fp32 logits (up to fp32 rounding differences in the order of the sum,
 which a full fp32 matmul at another batch size has too). The result is not a logit vector for sampling: it is used
@@ -34,7 +35,8 @@ class ScreenedHead:
         self.head = head
         self.weight = weight
         self.weight_bf16 = weight.to(torch.bfloat16)
-        self.max_row_norm = float(weight.float().norm(dim=1).max())
+        self.row_norms = weight.float().norm(dim=1)
+        self.max_row_norm = float(self.row_norms.max())
         self.calls = 0  # forwards that took the screened path (tests and benchmarks read it)
 
     @staticmethod
@@ -47,13 +49,21 @@ class ScreenedHead:
         shape = hidden.shape
         x = hidden.reshape(-1, shape[-1]).float()
         approx = torch.nn.functional.linear(x.to(torch.bfloat16), self.weight_bf16)  # bf16 scores
-        eps = SLACK * x.norm(dim=1) * self.max_row_norm
-        threshold = approx.amax(dim=1).float() - 2 * eps
+        x_norm = x.norm(dim=1)
+        threshold = approx.amax(dim=1).float() - 2 * SLACK * x_norm * self.max_row_norm
         # compared in bf16: lower the threshold by more than one bf16 step so its rounding cannot drop a candidate
         threshold = (threshold - threshold.abs() * 2.0**-6).to(torch.bfloat16)
         candidates = (approx >= threshold[:, None]).any(dim=0).nonzero().squeeze(1)
-        if candidates.numel() > MAX_CANDIDATE_FRACTION * self.weight.shape[0]:
-            return self.head.forward(hidden)  # a flat distribution: screening would not save anything
+        limit = MAX_CANDIDATE_FRACTION * self.weight.shape[0]
+        if candidates.numel() > limit:
+            # the one-norm-for-all bound was loose (row norms vary a lot): tighten it with each row's own norm.
+            # floor <= max_k(a_k - eps_k) over all k, and the argmax is among these candidates, so it stays.
+            sub = approx.index_select(1, candidates).float()
+            eps = (SLACK * x_norm)[:, None] * self.row_norms.index_select(0, candidates)[None, :]
+            floor = (sub - eps).amax(dim=1, keepdim=True)
+            candidates = candidates[((sub + eps) >= floor).any(dim=0)]
+        if candidates.numel() > limit:
+            return torch.nn.functional.linear(hidden, self.weight)  # a flat distribution: nothing to save
         out = torch.full((x.shape[0], self.weight.shape[0]), float("-inf"), dtype=torch.float32)
         out[:, candidates] = torch.nn.functional.linear(x, self.weight.index_select(0, candidates))
         self.calls += 1

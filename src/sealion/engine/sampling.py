@@ -43,23 +43,42 @@ def resolve(params: SamplingParams, defaults: dict) -> ResolvedSampling:
     return ResolvedSampling(greedy, float(temperature), int(top_k or 0), float(top_p or 1.0), generator)
 
 
+NUCLEUS_WINDOW = 1024  # top-p looks for its nucleus among this many best tokens before sorting the whole vocabulary
+
+
+def candidates(logits: torch.Tensor, top_k: int, top_p: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """The tokens a draw may pick and their probabilities (summing to 1), after top-k then top-p (nucleus), from a
+    1-D row of temperature-scaled logits.
+
+    Sorting a 262k vocabulary costs ~19 ms a row on a CPU core, top-k of 1,024 under 1 ms: the nucleus is almost
+    always inside the best 1,024 tokens, and when their mass reaches top_p the kept set is exactly the one a full
+    sort would keep; only a flatter distribution pays for the sort."""
+    vocab = logits.shape[-1]
+    if top_k and 0 < top_k < vocab:
+        values, indices = torch.topk(logits, top_k)
+        probs = torch.softmax(values, dim=-1)
+    else:
+        values, indices = torch.topk(logits, min(NUCLEUS_WINDOW, vocab))
+        probs = torch.exp(values - torch.logsumexp(logits, dim=-1))
+        if float(probs.sum()) < top_p:
+            values, indices = torch.sort(logits, descending=True)
+            probs = torch.softmax(values, dim=-1)
+    cumulative = torch.cumsum(probs, dim=-1)
+    keep = cumulative - probs < top_p  # the smallest prefix reaching top_p; always keeps the best token
+    probs = probs * keep
+    return indices, probs / probs.sum()
+
+
 def draw_token(logits: torch.Tensor, temperature: float, top_k: int, top_p: float,
                generator: torch.Generator) -> int:
-    """Draw one token id from a 1-D logits row: temperature, then top-k, then top-p (nucleus). Shared by the engine
-    and the server's scheduler, so the same seed gives the same draw in both."""
+    """Draw one token id from a 1-D logits row: temperature, then top-k, then top-p. Shared by the engine and the
+    server's scheduler, so the same seed gives the same draw in both."""
     logits = logits / max(temperature, 1e-5)
-    if top_k and 0 < top_k < logits.shape[-1]:
-        values, indices = torch.topk(logits, top_k)
-    else:
-        values, indices = torch.sort(logits, descending=True)
-    probs = torch.softmax(values, dim=-1)
-    if top_p < 1.0:
-        cumulative = torch.cumsum(probs, dim=-1)
-        keep = cumulative - probs < top_p  # the smallest prefix reaching top_p; always keeps the best token
-        probs = probs * keep
-        probs = probs / probs.sum()
-    choice = torch.multinomial(probs, 1, generator=generator)
-    return int(indices[choice].item())
+    if top_p >= 1.0 and not (top_k and 0 < top_k < logits.shape[-1]):
+        probs = torch.softmax(logits, dim=-1)  # plain temperature sampling needs no order
+        return int(torch.multinomial(probs, 1, generator=generator).item())
+    indices, probs = candidates(logits, top_k, top_p)
+    return int(indices[torch.multinomial(probs, 1, generator=generator)].item())
 
 
 def sample_row(logits: torch.Tensor, s: ResolvedSampling) -> int:

@@ -27,6 +27,8 @@ class SamplingParams:
             return True
         if self.do_sample is not None:
             return not self.do_sample
+        if self.temperature is not None:
+            return False  # an explicit temperature > 0 asks for sampling, as in the OpenAI API
         return not default_do_sample
 
 

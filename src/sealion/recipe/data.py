@@ -137,8 +137,11 @@ def select_rows(recipe: Recipe, rows: list[dict[str, Any]]) -> list[dict[str, An
 
 
 def prompt_renderer(tokenizer: Any) -> Callable[[str], str]:
-    """The text the teacher continues, rendered exactly as distillation will render the conversation (the
-    checkpoint's chat template, else sealion's Gemma 4 format), so the teacher writes in the training format."""
+    """The text the teacher continues. A chat model gets the conversation exactly as distillation will render it (its
+    chat template), so it answers in the training format. A base model (no chat template, like the demo model) has
+    never seen a chat format and only echoes its markers, so it continues the request as plain text instead."""
+    if not getattr(tokenizer, "chat_template", None):
+        return lambda prompt: prompt + "\n"
     from ..distill.data import Renderer
 
     render = Renderer(tokenizer)

@@ -60,7 +60,7 @@ def summary_lines(run_dir: Path) -> list[str]:
     out: list[str] = []
     samples = teacher_samples(run_dir)
     if samples:
-        out += ["The teacher writes (one training prompt per language):", *samples]
+        out += ["Training data: the teacher's response to one prompt per language:", *samples]
     table = heldout_table(run_dir)
     if table:
         out += ["Held-out KL(teacher || model), nats per token:", *table]
