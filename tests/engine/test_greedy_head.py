@@ -69,6 +69,13 @@ def test_uneven_row_norms_and_flat_scores():
         flat = head(torch.zeros(2, 1, 64))
     assert torch.equal(got.argmax(-1), plain.argmax(-1)) and screen.calls == 1
     assert torch.equal(flat, torch.zeros(2, 1, 16384))
+    # fallbacks are counted until a screened forward succeeds (the engine stops screening a batch after a few)
+    assert screen.misses == 1
+    with screened(head, screen):
+        head(torch.zeros(2, 1, 64))
+        assert screen.misses == 2
+        head(x)
+    assert screen.misses == 0 and screen.calls == 2
 
 
 def test_screened_context_restores_the_head():

@@ -46,6 +46,7 @@ def test_chat_only_task_on_a_model_without_chat_template(tiny_gemma3_dir, tmp_pa
     assert res["mode"] == "instruct (0-shot)"
     assert res["results"]["id"]["instruction-following"]["if-eval"]["n_items"] == 2
     assert any("needs chat prompts" in n for n in res["notes"])
+    assert not any("skipped for base models" in n or "evaluated as a base model" in n for n in res["notes"])
     row = json.loads((tmp_path / "auto/runs/run_0/id/if-eval.jsonl").read_text().splitlines()[0])
     assert row["prompt"][0][0]["role"] == "user"  # a chat turn, not a few-shot completion prompt
     with pytest.raises(ConfigError, match="nothing to evaluate"):

@@ -37,7 +37,10 @@ class ScreenedHead:
         self.weight_bf16 = weight.to(torch.bfloat16)
         self.row_norms = weight.float().norm(dim=1)
         self.max_row_norm = float(self.row_norms.max())
+        # the per-row bound only helps when a few rows are much longer than the rest
+        self.uneven = self.max_row_norm > 1.5 * float(self.row_norms.median())
         self.calls = 0  # forwards that took the screened path (tests and benchmarks read it)
+        self.misses = 0  # consecutive forwards that fell back to the fp32 head (a flat distribution)
 
     @staticmethod
     def applies_to(head: object) -> bool:
@@ -55,7 +58,7 @@ class ScreenedHead:
         threshold = (threshold - threshold.abs() * 2.0**-6).to(torch.bfloat16)
         candidates = (approx >= threshold[:, None]).any(dim=0).nonzero().squeeze(1)
         limit = MAX_CANDIDATE_FRACTION * self.weight.shape[0]
-        if candidates.numel() > limit:
+        if candidates.numel() > limit and self.uneven:
             # the one-norm-for-all bound was loose (row norms vary a lot): tighten it with each row's own norm.
             # floor <= max_k(a_k - eps_k) over all k, and the argmax is among these candidates, so it stays.
             sub = approx.index_select(1, candidates).float()
@@ -63,10 +66,12 @@ class ScreenedHead:
             floor = (sub - eps).amax(dim=1, keepdim=True)
             candidates = candidates[((sub + eps) >= floor).any(dim=0)]
         if candidates.numel() > limit:
+            self.misses += 1
             return torch.nn.functional.linear(hidden, self.weight)  # a flat distribution: nothing to save
         out = torch.full((x.shape[0], self.weight.shape[0]), float("-inf"), dtype=torch.float32)
         out[:, candidates] = torch.nn.functional.linear(x, self.weight.index_select(0, candidates))
         self.calls += 1
+        self.misses = 0
         return out.reshape(*shape[:-1], -1).to(hidden.dtype)
 
 

@@ -25,6 +25,7 @@ from .types import ChatRequest, Completion, CompletionRequest, SamplingParams, S
 
 
 MIN_SHARED_PREFIX = 16  # tokens; below this a separate prefix pass costs more than it saves
+MAX_SCREEN_MISSES = 4  # consecutive fp32 fallbacks of the greedy LM-head screen before a batch stops trying it
 
 
 @dataclass
@@ -205,7 +206,10 @@ class LocalEngine(Engine):
         positions = (mask.cumsum(-1) - 1).clamp(min=0)[:, shared:]
         extra = rows[0].extra_inputs if len(rows) == 1 else {}
         head = self.model.get_output_embeddings()
-        with screened(head, self._head_screen(rows)):
+        screen = self._head_screen(rows)
+        if screen is not None:
+            screen.misses = 0
+        with screened(head, screen):
             out = self.model(
                 input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, logits_to_keep=1,
                 **{self._cache_kw: cache}, **extra,
@@ -244,7 +248,11 @@ class LocalEngine(Engine):
             mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=-1)
             last_pos = last_pos + 1
             history = torch.cat([history, step_ids[:, None]], dim=-1)
-            with screened(head, self._head_screen(active)):
+            if screen is not None and screen.misses >= MAX_SCREEN_MISSES:
+                screen = None  # this batch's distributions are too flat for the screen to pay: plain fp32 from here
+            elif screen is not None:
+                screen = self._head_screen(active)
+            with screened(head, screen):
                 out = self.model(
                     input_ids=step_ids[:, None], attention_mask=mask, position_ids=last_pos[:, None],
                     use_cache=True, logits_to_keep=1, **{self._cache_kw: cache},

@@ -257,6 +257,8 @@ class Runner:
             # Every task asked for needs chat prompts (SEA-HELM skips them for base models). The user named them, so
             # run them through sealion's Gemma chat format rather than refuse; --base-model keeps SEA-HELM's skip.
             self.base_model = False
+            self.notes = [n for n in self.notes if not n.endswith("skipped for base models")
+                          and not n.startswith("model has no chat template: evaluated as a base model")]
             self.notes.append("model has no chat template, and every task asked for needs chat prompts: evaluated "
                               "zero-shot through sealion's Gemma chat format (pass --base-model to skip them instead)")
             return self.plan(base_model=False)
