@@ -250,8 +250,6 @@ class LocalEngine(Engine):
             history = torch.cat([history, step_ids[:, None]], dim=-1)
             if screen is not None and screen.misses >= MAX_SCREEN_MISSES:
                 screen = None  # this batch's distributions are too flat for the screen to pay: plain fp32 from here
-            elif screen is not None:
-                screen = self._head_screen(active)
             with screened(head, screen):
                 out = self.model(
                     input_ids=step_ids[:, None], attention_mask=mask, position_ids=last_pos[:, None],

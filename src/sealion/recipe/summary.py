@@ -1,5 +1,6 @@
 """What `sealion recipe` prints when a run ends: the teacher's writing in each language, held-out KL per model and
-language, and the verdict. Read from the run's own files, so it is the same on a rerun that skipped every stage."""
+language, and the verdict. Read from the run's own files (data/train.jsonl, report/report.json), so it is the same
+on a rerun that skipped every stage."""
 
 from __future__ import annotations
 
@@ -33,11 +34,12 @@ def teacher_samples(run_dir: Path, *, width: int = 110) -> list[str]:
 
 
 def heldout_table(run_dir: Path) -> list[str]:
-    """Held-out KL(teacher || model) per language; lower is closer to the teacher."""
-    path = Path(run_dir) / "evaluate" / "heldout.json"
+    """Held-out KL(teacher || model) per language and the verdict, as the report stage wrote them."""
+    path = Path(run_dir) / "report" / "report.json"
     if not path.is_file():
         return []
-    heldout = json.loads(path.read_text(encoding="utf-8"))
+    report = json.loads(path.read_text(encoding="utf-8"))
+    heldout, verdict = report.get("heldout") or {}, report.get("verdict") or {}
     models = [m for m in MODELS if m in heldout and m != "teacher"]
     if not models:
         return []
@@ -45,14 +47,11 @@ def heldout_table(run_dir: Path) -> list[str]:
     lines = ["  " + f"{'model':<14}" + "".join(f"{lang:>8}" for lang in langs)]
     for m in models:
         lines.append("  " + f"{m:<14}" + "".join(f"{heldout[m][lang]['kl']['value']:>8.3f}" for lang in langs))
-    if "student-init" in heldout:
-        for m in ("student", "merged"):
-            if m in heldout:
-                worse = [lang for lang in langs
-                         if not heldout[m][lang]["kl"]["value"] < heldout["student-init"][lang]["kl"]["value"]]
-                lines.append(f"  {m}: closer to the teacher than the student before distillation in "
-                             f"{len(langs) - len(worse)}/{len(langs)}" + (f" (not in: {', '.join(worse)})"
-                                                                          if worse else " (all)"))
+    for m, by_lang in verdict.items():
+        worse = [lang for lang, closer in by_lang.items() if not closer]
+        lines.append(f"  {m}: closer to the teacher than the student before distillation in "
+                     f"{len(by_lang) - len(worse)}/{len(by_lang)}" + (f" (not in: {', '.join(worse)})"
+                                                                      if worse else " (all)"))
     return lines
 
 

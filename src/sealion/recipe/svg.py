@@ -35,6 +35,24 @@ def _fmt(v: float) -> str:
     return f"{v:.3g}"
 
 
+def _frame(title: str, names: list[str], width: int, height: int, left: float, top: float, pw: float, ph: float,
+           ticks: list[float], ymap, ylabel: str) -> list[str]:
+    """The parts every chart shares: the svg element, title, legend, horizontal grid with y labels, y-axis label."""
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" role="img" width="{width}" height="{height}" '
+           f'viewBox="0 0 {width} {height}" font-family="sans-serif">',
+           f'<title>{escape(title)}</title>',
+           f'<text x="{left}" y="16" font-size="13" font-weight="bold">{escape(title)}</text>']
+    out += _legend(names, left, 32)
+    for t in ticks:
+        y = ymap(t)
+        out.append(f'<line x1="{left}" x2="{left + pw}" y1="{y:.1f}" y2="{y:.1f}" stroke="#ddd"/>')
+        out.append(f'<text x="{left - 4}" y="{y + 4:.1f}" font-size="10" text-anchor="end">{_fmt(t)}</text>')
+    if ylabel:
+        out.append(f'<text transform="translate(12,{top + ph / 2:.0f}) rotate(-90)" font-size="11" '
+                   f'text-anchor="middle">{escape(ylabel)}</text>')
+    return out
+
+
 def _legend(names: list[str], x: float, y: float) -> list[str]:
     parts, cx = [], x
     for i, name in enumerate(names):
@@ -68,18 +86,7 @@ def grouped_bars(title: str, categories: list[str], series: dict[str, list[tuple
         def ymap(v: float) -> float:
             return top + ph - max(0.0, v) / ymax * ph
         base_y = ymap(0.0)
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" role="img" width="{width}" height="{height}" '
-           f'viewBox="0 0 {width} {height}" font-family="sans-serif">',
-           f'<title>{escape(title)}</title>',
-           f'<text x="{left}" y="16" font-size="13" font-weight="bold">{escape(title)}</text>']
-    out += _legend(list(series), left, 32)
-    for t in ticks:
-        y = ymap(t)
-        out.append(f'<line x1="{left}" x2="{left + pw}" y1="{y:.1f}" y2="{y:.1f}" stroke="#ddd"/>')
-        out.append(f'<text x="{left - 4}" y="{y + 4:.1f}" font-size="10" text-anchor="end">{_fmt(t)}</text>')
-    if ylabel:
-        out.append(f'<text transform="translate(12,{top + ph / 2:.0f}) rotate(-90)" font-size="11" '
-                   f'text-anchor="middle">{escape(ylabel)}</text>')
+    out = _frame(title, list(series), width, height, left, top, pw, ph, ticks, ymap, ylabel)
     n_cat, n_ser = max(1, len(categories)), max(1, len(series))
     group_w = pw / n_cat
     bar_w = group_w * 0.8 / n_ser
@@ -120,23 +127,13 @@ def line_chart(title: str, series: dict[str, list[tuple[float, float]]], *, xlab
 
     def ym(y: float) -> float:
         return top + ph - (y - y0) / (y1 - y0) * ph
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" role="img" width="{width}" height="{height}" '
-           f'viewBox="0 0 {width} {height}" font-family="sans-serif">',
-           f'<title>{escape(title)}</title>',
-           f'<text x="{left}" y="16" font-size="13" font-weight="bold">{escape(title)}</text>']
-    out += _legend(list(series), left, 32)
-    for t in yt:
-        out.append(f'<line x1="{left}" x2="{left + pw}" y1="{ym(t):.1f}" y2="{ym(t):.1f}" stroke="#ddd"/>')
-        out.append(f'<text x="{left - 4}" y="{ym(t) + 4:.1f}" font-size="10" text-anchor="end">{_fmt(t)}</text>')
+    out = _frame(title, list(series), width, height, left, top, pw, ph, yt, ym, ylabel)
     for t in _nice_ticks(x0, x1):
         if x0 <= t <= x1:
             out.append(f'<text x="{xm(t):.1f}" y="{top + ph + 14}" font-size="10" text-anchor="middle">{_fmt(t)}</text>')
     if xlabel:
         out.append(f'<text x="{left + pw / 2:.0f}" y="{height - 6}" font-size="11" text-anchor="middle">'
                    f'{escape(xlabel)}</text>')
-    if ylabel:
-        out.append(f'<text transform="translate(12,{top + ph / 2:.0f}) rotate(-90)" font-size="11" '
-                   f'text-anchor="middle">{escape(ylabel)}</text>')
     for i, (name, s) in enumerate(series.items()):
         good = [(x, y) for x, y in s if math.isfinite(y)]
         if not good:
