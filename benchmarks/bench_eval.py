@@ -4,8 +4,9 @@ Items: the first N rows of SEA-HELM v1 `id_xcopa` (causal reasoning, Indonesian)
 `sealion.evaluate.run_eval` with the demo model (a base model: plain completion prompt, zero-shot here to match
 peers.md row 2a), max 16 new tokens, stop at a blank line, greedy. The exact prompt strings our runner sent are then
 given to lm-eval as a custom `generate_until` task over a local JSONL (HF backend, fp32, same stop and budget), in
-its own venv (.venvs/lmeval). Both sides are timed from a loaded model to finished scoring; the extracted answers
-(SEA-HELM's rule applied to both raw outputs) must be identical on every item.
+its own venv (.venvs/lmeval). Both sides are timed from a loaded model to finished scoring, `--repeats` times each
+with the model loaded once (the first run of each pays its one-time costs), and the medians are compared; the
+extracted answers (SEA-HELM's rule applied to both raw outputs) must be identical on every item.
 
     flock /tmp/sealion-heavy.lock .venv/bin/python benchmarks/bench_eval.py
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -31,16 +33,18 @@ LM_DRIVER = textwrap.dedent('''
     from lm_eval import simple_evaluate
     from lm_eval.models.huggingface import HFLM
     from lm_eval.tasks import TaskManager
-    path, task_dir, bs = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    path, task_dir, bs, repeats = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
     t0 = time.perf_counter()
     lm = HFLM(pretrained=path, dtype="float32", batch_size=bs, device="cpu", add_bos_token=True)
     load = time.perf_counter() - t0
     tm = TaskManager(include_path=task_dir)
-    t1 = time.perf_counter()
-    res = simple_evaluate(model=lm, tasks=["sealion_bench"], task_manager=tm, log_samples=True)
-    dt = time.perf_counter() - t1
+    times = []
+    for _ in range(repeats):
+        t1 = time.perf_counter()
+        res = simple_evaluate(model=lm, tasks=["sealion_bench"], task_manager=tm, log_samples=True)
+        times.append(time.perf_counter() - t1)
     samples = sorted(res["samples"]["sealion_bench"], key=lambda s: s["doc_id"])
-    print("@@RESULT@@" + json.dumps({"seconds": dt, "load_seconds": load,
+    print("@@RESULT@@" + json.dumps({"times": times, "load_seconds": load,
                                      "responses": [s["resps"][0][0] for s in samples]}))
 ''')
 
@@ -64,7 +68,8 @@ metric_list:
 """
 
 
-def run_ours(data: str, n: int, batch_size: int, max_tokens: int, out: Path) -> dict:
+def run_ours(data: str, n: int, batch_size: int, max_tokens: int, out: Path, repeats: int = 1) -> dict:
+    """`repeats` evaluations with one loaded engine, each into a fresh output directory (no response cache)."""
     from sealion.engine import open_engine
     from sealion.models import demo_path
     from sealion.evaluate import EvalConfig, run_eval
@@ -72,17 +77,21 @@ def run_ours(data: str, n: int, batch_size: int, max_tokens: int, out: Path) -> 
     t0 = time.perf_counter()
     engine = open_engine(str(demo_path()), max_batch_size=batch_size)
     load = time.perf_counter() - t0
-    t1 = time.perf_counter()
-    res = run_eval(EvalConfig(model="demo", engine=engine, tasks=["causal"], languages=["id"], data=data, limit=n,
-                              runs=1, max_tokens=max_tokens, temperature=0.0, shots=0, base_model=True,
-                              out=str(out), progress=False, batch_size=batch_size))
-    dt = time.perf_counter() - t1
-    rows = [json.loads(x) for x in (out / "runs/run_0/id/causal.jsonl").read_text().splitlines()]
-    return {"seconds": dt, "load_seconds": load, "rows": rows, "score": res["results"]["id"]["nlr"]["causal"]["mean"],
-            "generation_seconds": res["timing"]["generation_seconds"]}
+    times, gen = [], []
+    for i in range(repeats):
+        run_out = out / f"rep{i}"
+        t1 = time.perf_counter()
+        res = run_eval(EvalConfig(model="demo", engine=engine, tasks=["causal"], languages=["id"], data=data, limit=n,
+                                  runs=1, max_tokens=max_tokens, temperature=0.0, shots=0, base_model=True,
+                                  out=str(run_out), progress=False, batch_size=batch_size))
+        times.append(time.perf_counter() - t1)
+        gen.append(res["timing"]["generation_seconds"])
+    rows = [json.loads(x) for x in (run_out / "runs/run_0/id/causal.jsonl").read_text().splitlines()]
+    return {"times": times, "load_seconds": load, "rows": rows, "generation_times": gen,
+            "score": res["results"]["id"]["nlr"]["causal"]["mean"]}
 
 
-def run_lmeval(python: str, rows: list[dict], batch_size: int, max_tokens: int, work: Path) -> dict:
+def run_lmeval(python: str, rows: list[dict], batch_size: int, max_tokens: int, work: Path, repeats: int = 1) -> dict:
     from sealion.models import demo_path
 
     data = work / "prompts.jsonl"
@@ -93,7 +102,7 @@ def run_lmeval(python: str, rows: list[dict], batch_size: int, max_tokens: int, 
     (task_dir / "sealion_bench.yaml").write_text(TASK_YAML.format(data=data, max_tokens=max_tokens))
     driver = work / "driver.py"
     driver.write_text(LM_DRIVER)
-    proc = subprocess.run([python, str(driver), str(demo_path()), str(task_dir), str(batch_size)],
+    proc = subprocess.run([python, str(driver), str(demo_path()), str(task_dir), str(batch_size), str(repeats)],
                           capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"})
     line = next((x for x in proc.stdout.splitlines() if x.startswith("@@RESULT@@")), None)
     if line is None:
@@ -108,6 +117,8 @@ def main() -> int:
     ap.add_argument("--batch-size", type=int, default=40, help="ours (rows per forward pass)")
     ap.add_argument("--peer-batch-size", type=int, default=8, help="lm-eval (peers.md 2a)")
     ap.add_argument("--max-tokens", type=int, default=16)
+    ap.add_argument("--repeats", type=int, default=3,
+                    help="timed evaluations per side with one loaded model each; the median is compared")
     ap.add_argument("--lmeval-python", default=str(REPO / ".venvs/lmeval/bin/python"))
     args = ap.parse_args()
 
@@ -115,8 +126,9 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory(prefix="bench_eval_") as tmp:
         work = Path(tmp)
-        ours = run_ours(args.data, args.n, args.batch_size, args.max_tokens, work / "ours")
-        peer = run_lmeval(args.lmeval_python, ours["rows"], args.peer_batch_size, args.max_tokens, work)
+        ours = run_ours(args.data, args.n, args.batch_size, args.max_tokens, work / "ours", args.repeats)
+        peer = run_lmeval(args.lmeval_python, ours["rows"], args.peer_batch_size, args.max_tokens, work, args.repeats)
+    ours["seconds"], peer["seconds"] = statistics.median(ours["times"]), statistics.median(peer["times"])
     n = len(ours["rows"])
     ours_ans = [r["extracted"] for r in ours["rows"]]
     peer_ans = [extract_choice(t.split("\n\n")[0], "Jawaban:", ["A", "B"]) for t in peer["responses"]]
@@ -124,10 +136,14 @@ def main() -> int:
     same_text = sum(r["responses"][0].strip() == t.strip() for r, t in zip(ours["rows"], peer["responses"]))
     ips_ours, ips_peer = n / ours["seconds"], n / peer["seconds"]
     print(f"items: {n} (id_xcopa, zero-shot completion prompt, greedy, max {args.max_tokens} tokens, stop '\\n\\n')")
-    print(f"sealion eval : {ours['seconds']:.2f} s = {ips_ours:.2f} items/s  (batch {args.batch_size}; "
-          f"generation {ours['generation_seconds']:.2f} s; model load {ours['load_seconds']:.2f} s)")
-    print(f"lm-eval      : {peer['seconds']:.2f} s = {ips_peer:.2f} items/s  (HF backend, batch {args.peer_batch_size}; "
-          f"model load {peer['load_seconds']:.2f} s)")
+    def runs(times: list[float]) -> str:
+        return ", ".join(f"{t:.2f}" for t in times)
+
+    print(f"sealion eval : {ours['seconds']:.2f} s = {ips_ours:.2f} items/s  (median of {runs(ours['times'])} s; "
+          f"batch {args.batch_size}; generation {runs(ours['generation_times'])} s; model load "
+          f"{ours['load_seconds']:.2f} s)")
+    print(f"lm-eval      : {peer['seconds']:.2f} s = {ips_peer:.2f} items/s  (median of {runs(peer['times'])} s; "
+          f"HF backend, batch {args.peer_batch_size}; model load {peer['load_seconds']:.2f} s)")
     print(f"speed-up     : {ips_ours / ips_peer:.2f}x")
     print(f"identical extracted answers: {same_answer}/{n}; identical raw responses: {same_text}/{n}")
     for i, (a, b) in enumerate(zip(ours_ans, peer_ans)):

@@ -233,3 +233,83 @@ def test_nucleus_in_the_window_equals_the_full_sort():
     draws = [sampling.draw_token(peaked, 1.0, 0, 0.5, torch.Generator().manual_seed(s)) for s in range(30)]
     assert set(draws) <= nucleus
     assert draws == [sampling.draw_token(peaked, 1.0, 0, 0.5, torch.Generator().manual_seed(s)) for s in range(30)]
+
+
+# ---- prefill in length groups ------------------------------------------------------------------------------------
+
+LONG = "Pada suatu hari yang cerah, seorang petani tua berjalan ke pasar membawa sekeranjang mangga, " * 3
+
+
+@pytest.mark.parametrize("kind,shared", [("gemma4", True), ("gemma3", True), ("gemma4", False)])
+def test_grouped_prefill_equals_one_padded_pass_and_solo(kind, shared, tiny_text_dir, tiny_gemma3_dir, tmp_path):
+    from sealion.engine.prefill import plan_prefill
+
+    eng = LocalEngine(widened_window(tiny_text_dir if kind == "gemma4" else tiny_gemma3_dir, tmp_path, 512),
+                      max_batch_size=8)
+    head = SHARED if shared else ""
+    owns = ["x", "Barang itu rapuh.", LONG, "Hujan turun deras.", LONG + "Lalu?"]
+    # the second row stops early: rows leave a batch whose cache was joined from groups
+    reqs = [CompletionRequest(head + s, GREEDY if i != 1 else SamplingParams(max_new_tokens=3, temperature=0))
+            for i, s in enumerate(owns)]
+    rows = [eng._completion_row(i, r) for i, r in enumerate(reqs)]
+    n_shared = eng._shared_prefix(rows)
+    assert (n_shared > 0) == shared and eng._can_group(rows)
+    assert len(plan_prefill([r.prompt_ids for r in rows], n_shared)) >= 2  # short prompts are not padded to long ones
+    grouped = eng.complete(reqs)
+    eng.group_prefill = False
+    plain = eng.complete(reqs)
+    solo = [eng.complete([r])[0] for r in reqs]
+    assert [c.token_ids for c in grouped] == [c.token_ids for c in plain] == [c.token_ids for c in solo]
+    assert [c.completion_tokens for c in grouped][1] == 3
+
+
+def test_plan_groups_minimises_padding_plus_calls():
+    from sealion.engine.prefill import plan_groups
+
+    assert plan_groups([5, 5, 5, 5]) == [(0, 4)]
+    assert plan_groups([10, 10, 200, 200], call_cost=48) == [(0, 2), (2, 4)]
+    assert plan_groups([10, 12, 14], call_cost=48) == [(0, 3)]  # a call costs more than the padding it saves
+    assert plan_groups([]) == []
+    lengths = [3, 8, 9, 40, 41, 90]
+    groups = plan_groups(lengths, call_cost=4)
+    assert groups[0][0] == 0 and groups[-1][1] == len(lengths)
+    assert all(a[1] == b[0] for a, b in zip(groups, groups[1:]))
+    with pytest.raises(ValueError, match="ascending"):
+        plan_groups([5, 3])
+
+
+def test_prefix_clusters_share_longer_prefixes_once(tiny_text_dir, tmp_path):
+    """Two instruction variants after a common start (a task with two question types): each variant's longer
+    prefix is computed once, and the answers equal the plain padded batch and solo generation."""
+    from sealion.engine.prefill import plan_prefill
+
+    eng = LocalEngine(widened_window(tiny_text_dir, tmp_path, 512), max_batch_size=8)
+    variants = ["Manakah penyebabnya? Pikirkan baik-baik sebelum menjawab dengan satu huruf saja. Situasi: ",
+                "Manakah akibatnya? Jelaskan juga alasan singkat setelah menjawab dengan satu huruf. Situasi: "]
+    owns = ["Barang itu rapuh.", "Hujan turun deras sekali sejak pagi.", "x", "Dia lapar.", "Lampu padam."]
+    reqs = [CompletionRequest(SHARED + variants[i % 2] + s, GREEDY) for i, s in enumerate(owns * 2)]
+    rows = [eng._completion_row(i, r) for i, r in enumerate(reqs)]
+    shared = eng._shared_prefix(rows)
+    plan = plan_prefill([r.prompt_ids for r in rows], shared)
+    assert {g.prefix for g in plan} - {shared} and all(g.prefix > shared for g in plan)
+    assert sorted(i for g in plan for i in g.rows) == list(range(len(reqs)))
+    clustered = eng.complete(reqs)
+    eng.group_prefill = False
+    plain = eng.complete(reqs)
+    solo = [eng.complete([r])[0] for r in reqs]
+    assert [c.token_ids for c in clustered] == [c.token_ids for c in plain] == [c.token_ids for c in solo]
+
+
+def test_prefix_clusters_plan():
+    from sealion.engine.prefill import prefix_clusters
+
+    a, b = [1, 2, 3] + list(range(10, 30)), [1, 2, 3] + list(range(40, 60))
+    prompts = [a + [7], b + [8, 9], a + [5, 6], [1, 2, 4, 4], b + [1], a + [9]]
+    clusters = dict((tuple(sorted(rows)), p) for rows, p in prefix_clusters(prompts, shared=3, call_cost=8))
+    assert clusters == {(0, 2, 5): len(a), (1, 4): len(b), (3,): 3}
+    # not worth a call: the extra prefix is short next to the call cost
+    (rows, p), = prefix_clusters(prompts, shared=3, call_cost=1000)
+    assert sorted(rows) == list(range(6)) and p == 3
+    # a row never loses its last token to a prefix
+    rows, p = prefix_clusters([[5] * 30, [5] * 30], shared=0, call_cost=1)[0]
+    assert p == 29

@@ -102,29 +102,13 @@ class HFTeacher:
             h = hidden_states(self.model, b.input_ids.to(self.device), b.position_ids.to(self.device))
             h = h[b.score_rows.to(self.device), b.score_cols.to(self.device)]
             # temperature is applied to the logits (softcap first, as the model does)
-            ids, lps, tails = chunked_topk(h, *output_projection(self.model), self.k, softcap=self.softcap) \
-                if self.temperature == 1.0 else self._topk_tempered(h)
+            ids, lps, tails = chunked_topk(h, *output_projection(self.model), self.k, softcap=self.softcap,
+                                           temperature=self.temperature)
             ids, lps, tails = ids.cpu().numpy(), lps.cpu().numpy(), tails.cpu().numpy()
             flat = [i for row in batch_rows for i in row]
             for i, (s, e) in zip(flat, b.example_spans):
                 results[i] = (ids[s:e], lps[s:e], tails[s:e])
         return results
-
-    def _topk_tempered(self, h):
-        from .losses import project_logits
-
-        weight, bias = output_projection(self.model)
-        ids, lps, tails = [], [], []
-        for s in range(0, h.shape[0], 128):
-            z = project_logits(h[s : s + 128], weight, bias, self.softcap).float() / self.temperature
-            logp = torch.log_softmax(z, -1)
-            v, i = logp.topk(self.k, -1)
-            ids.append(i)
-            lps.append(v)
-            tails.append(torch.from_numpy(tail_logmass(v.cpu().numpy())).float())
-        if not ids:
-            return torch.zeros(0, self.k, dtype=torch.long), torch.zeros(0, self.k), torch.zeros(0)
-        return torch.cat(ids), torch.cat(lps), torch.cat(tails)
 
 
 class VLLMTeacher:

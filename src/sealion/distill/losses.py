@@ -23,7 +23,6 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from torch.utils.checkpoint import checkpoint
 
 DIVERGENCES = ("fkl", "rkl", "jsd", "tvd")
 MISSING = ("zero", "tail")
@@ -101,8 +100,25 @@ def sparse_divergence(
     student_logits: [n, V] (after any final soft-capping); ids, teacher_logprobs: [n, k]; teacher_tail: [n] or None.
     """
     T = cfg.temperature
-    logq_full = F.log_softmax(student_logits.float() / T, dim=-1)
-    logq_s = logq_full.gather(-1, ids)
+    logq_s = F.log_softmax(student_logits.float() / T, dim=-1).gather(-1, ids)
+    return divergence_from_gathered(logq_s, teacher_logprobs, teacher_tail, cfg,
+                                    capture_temperature=capture_temperature)
+
+
+def divergence_from_gathered(
+    logq_s: torch.Tensor,
+    teacher_logprobs: torch.Tensor,
+    teacher_tail: torch.Tensor | None,
+    cfg: LossConfig,
+    *,
+    capture_temperature: float = 1.0,
+) -> torch.Tensor:
+    """The divergence of `sparse_divergence` from the student's log-probabilities at the teacher's ids, [n, k].
+
+    Every divergence here sees the student only through these k values (the rest of its softmax enters as the
+    mass they leave over), which is what lets the fused head (head_loss.py) differentiate through a [n, k] tensor.
+    """
+    T = cfg.temperature
     logp = teacher_log_probs(
         teacher_logprobs, teacher_tail, temperature=T, missing=cfg.missing, capture_temperature=capture_temperature
     )
@@ -146,65 +162,23 @@ def project_logits(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tenso
     return logits
 
 
-def _chunk_terms(h, weight, bias, targets, ids, lps, tail, cfg: LossConfig, softcap, capture_temperature):
-    logits = project_logits(h, weight, bias, softcap)
-    kd = sparse_divergence(logits, ids, lps, tail, cfg, capture_temperature=capture_temperature)
-    ce = F.cross_entropy(logits.float(), targets, reduction="none")
-    agree = (logits.argmax(-1) == ids[:, 0]).float()
-    return kd, ce, agree
-
-
-def chunked_kd_ce(
-    hidden: torch.Tensor,
-    weight: torch.Tensor,
-    bias: torch.Tensor | None,
-    targets: torch.Tensor,
-    ids: torch.Tensor,
-    logprobs: torch.Tensor,
-    tail: torch.Tensor | None,
-    cfg: LossConfig,
-    *,
-    softcap: float | None = None,
-    capture_temperature: float = 1.0,
-    use_checkpoint: bool = True,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Per-position KD, CE and top-1 agreement for hidden states [n, H] of the scored positions only.
-
-    The lm_head projection runs `cfg.chunk_size` positions at a time under activation checkpointing, so at most
-    one [chunk, V] logits block (plus its softmax) is alive, in the forward pass and again in the backward pass.
-    """
-    kds, ces, agrees = [], [], []
-    for s in range(0, hidden.shape[0], cfg.chunk_size):
-        e = s + cfg.chunk_size
-        args = (hidden[s:e], weight, bias, targets[s:e], ids[s:e], logprobs[s:e], None if tail is None else tail[s:e])
-        if use_checkpoint and torch.is_grad_enabled():
-            kd, ce, agree = checkpoint(
-                _chunk_terms, *args, cfg, softcap, capture_temperature, use_reentrant=False
-            )
-        else:
-            kd, ce, agree = _chunk_terms(*args, cfg, softcap, capture_temperature)
-        kds.append(kd)
-        ces.append(ce)
-        agrees.append(agree)
-    if not kds:
-        z = hidden.new_zeros(0)
-        return z, z, z
-    return torch.cat(kds), torch.cat(ces), torch.cat(agrees)
-
-
 @torch.no_grad()
 def chunked_topk(
-    hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, k: int, *, softcap=None, chunk_size=128
+    hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, k: int, *, softcap=None, chunk_size=128,
+    temperature: float = 1.0,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The teacher's top-k (ids, log-probabilities, tail log-mass) for hidden states [n, H], chunk by chunk."""
+    """The teacher's top-k (ids, log-probabilities, tail log-mass) at `temperature` for hidden states [n, H],
+    chunk by chunk."""
     ids, lps, tails = [], [], []
     for s in range(0, hidden.shape[0], chunk_size):
         logits = project_logits(hidden[s : s + chunk_size], weight, bias, softcap).float()
-        logp = F.log_softmax(logits, dim=-1)
-        v, i = logp.topk(k, dim=-1)
+        if temperature != 1.0:
+            logits.div_(temperature)
+        v, i = logits.topk(k, dim=-1)  # on the logits: no vocabulary-sized log-softmax is written
+        v = v - torch.logsumexp(logits, dim=-1, keepdim=True)
         ids.append(i)
         lps.append(v)
-        tails.append(_log1mexp(torch.logsumexp(v, dim=-1)) if k < logp.shape[-1] else torch.full_like(v[:, 0], -math.inf))
+        tails.append(_log1mexp(torch.logsumexp(v, dim=-1)) if k < logits.shape[-1] else torch.full_like(v[:, 0], -math.inf))
     if not ids:
         e = hidden.new_zeros((0, k))
         return e.long(), e.float(), hidden.new_zeros(0).float()

@@ -8,6 +8,7 @@ longest row), and computes logits for the last position only.
 
 from __future__ import annotations
 
+import copy
 import inspect
 import threading
 from dataclasses import dataclass, field
@@ -19,12 +20,15 @@ from ..errors import SealionError
 from . import prompting
 from .base import Engine, ProgressFn
 from .detok import TextTracker
-from .greedy_head import ScreenedHead, screened
+from .greedy_head import ScreenedHead
+from .kvcache import roomy_cache
+from .prefill import PrefillGroup, join_caches, joinable, plan_prefill, widen_mask
 from .sampling import ResolvedSampling, choose_next, model_defaults, resolve
 from .types import ChatRequest, Completion, CompletionRequest, SamplingParams, StreamDelta
 
 
 MIN_SHARED_PREFIX = 16  # tokens; below this a separate prefix pass costs more than it saves
+KV_RESERVE = 128  # free KV slots a cache keeps ahead of decoding (grown again, one copy, when used up)
 MAX_SCREEN_MISSES = 4  # consecutive fp32 fallbacks of the greedy LM-head screen before a batch stops trying it
 
 
@@ -53,6 +57,8 @@ class LocalEngine(Engine):
     tokens (an evaluation task's instruction, a system prompt) computes that prefix once and shares its KV cache.
     `fast_greedy`: on CPU with fp32 weights, all-greedy batches pick the argmax through a bf16 screen of the LM head
     with exact fp32 rescoring of every row that could win (`greedy_head.py`; costs a bf16 copy of the head).
+    `group_prefill`: a batch's prompts are prefilled in length groups rather than all padded to the longest
+    (`prefill.py`), then decoded together.
     """
 
     def __init__(
@@ -67,6 +73,7 @@ class LocalEngine(Engine):
         text_only: bool = False,
         share_prefix: bool = True,
         fast_greedy: bool = True,
+        group_prefill: bool = True,
     ):
         from ..models import LoadedModel, load
 
@@ -88,6 +95,8 @@ class LocalEngine(Engine):
         )
         self.share_prefix = share_prefix
         self.fast_greedy = fast_greedy
+        self.group_prefill = group_prefill
+        self._joinable: bool | None = None  # whether this model's KV cache layers can be widened and joined
         self._screen = None
         text_config = getattr(self.model.config, "text_config", self.model.config)
         self._sliding_window = getattr(text_config, "sliding_window", None) or None
@@ -95,6 +104,11 @@ class LocalEngine(Engine):
         # transformers renamed `past_key_values` to `cache` in 5.2x; use whichever this version takes
         params = inspect.signature(self.model.forward).parameters
         self._cache_kw = "cache" if "cache" in params else "past_key_values"
+        # the decoder alone (hidden states, no LM head): for the shared prefix and the greedy screen
+        self._decoder = getattr(self.model, "base_model", self.model)
+        params = inspect.signature(self._decoder.forward).parameters
+        self._decoder_cache_kw = "cache" if "cache" in params else "past_key_values"
+        self._softcap = getattr(text_config, "final_logit_softcapping", None)
 
     def _eos_ids(self, gen_config) -> set[int]:
         ids: set[int] = set()
@@ -180,49 +194,27 @@ class LocalEngine(Engine):
     @torch.inference_mode()
     def _run(self, rows: list[_Row]) -> Iterator[_Row]:
         """Generate for one batch; yields a row each time it gets a new token (for streaming)."""
-        from transformers import DynamicCache
-
         pad = self.tokenizer.pad_token_id or 0
-        cache = DynamicCache(config=self.model.config)
-        shared = self._shared_prefix(rows)
-        if shared:
-            # the common prefix once, at batch 1; its cache is then repeated for every row
-            prefix = torch.tensor([rows[0].prompt_ids[:shared]], device=self.device)
-            self.model(input_ids=prefix, attention_mask=torch.ones_like(prefix),
-                       position_ids=torch.arange(shared, device=self.device)[None], use_cache=True, logits_to_keep=1,
-                       **{self._cache_kw: cache})
-            cache.batch_repeat_interleave(len(rows))
-        # the rest of each prompt, right-aligned: [shared prefix][padding][own tokens] (plain left padding when no
-        # prefix is shared); positions count real tokens only, so padding in the middle changes nothing
-        width = max(len(r.prompt_ids) for r in rows) - shared
-        ids = torch.full((len(rows), width), pad, dtype=torch.long)
-        mask = torch.zeros((len(rows), shared + width), dtype=torch.long)
-        mask[:, :shared] = 1
-        for i, r in enumerate(rows):
-            own = r.prompt_ids[shared:]
-            ids[i, width - len(own) :] = torch.tensor(own)
-            mask[i, shared + width - len(own) :] = 1
-        ids, mask = ids.to(self.device), mask.to(self.device)
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)[:, shared:]
+        max_steps = max(r.params.max_new_tokens for r in rows)
         extra = rows[0].extra_inputs if len(rows) == 1 else {}
-        head = self.model.get_output_embeddings()
-        screen = self._head_screen(rows)
+        screen = self._head_screen(rows) if not extra else None
         if screen is not None:
             screen.misses = 0
-        with screened(head, screen):
-            out = self.model(
-                input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, logits_to_keep=1,
-                **{self._cache_kw: cache}, **extra,
-            )
-        history = ids if not shared else torch.cat([prefix.expand(len(rows), -1), ids], dim=-1)  # logits processors
+        rows, cache, mask, last_pos, scores = self._prefill(rows, screen, extra, min(max_steps, KV_RESERVE))
+        # the prompts, left-padded: what HF-style logits processors expect as input_ids
+        history = torch.full((len(rows), max(len(r.prompt_ids) for r in rows)), pad, dtype=torch.long)
+        for i, r in enumerate(rows):
+            history[i, history.shape[1] - len(r.prompt_ids) :] = torch.tensor(r.prompt_ids)
+        history = history.to(self.device)
         active = list(rows)
-        last_pos = positions[:, -1]
-        max_steps = max(r.params.max_new_tokens for r in rows)
         for _step in range(max_steps):
-            logits = out.logits[:, -1, :].float()
-            for proc in self.logits_processors:
-                logits = proc(history, logits)
-            next_ids = choose_next(logits, [r.sampling for r in active]).tolist()
+            if scores.dim() == 1:
+                next_ids = scores.tolist()
+            else:
+                logits = scores.float()
+                for proc in self.logits_processors:
+                    logits = proc(history, logits)
+                next_ids = choose_next(logits, [r.sampling for r in active]).tolist()
             keep = []
             for i, (r, tok) in enumerate(zip(active, next_ids)):
                 if tok in r.stop_ids:
@@ -250,11 +242,88 @@ class LocalEngine(Engine):
             history = torch.cat([history, step_ids[:, None]], dim=-1)
             if screen is not None and screen.misses >= MAX_SCREEN_MISSES:
                 screen = None  # this batch's distributions are too flat for the screen to pay: plain fp32 from here
-            with screened(head, screen):
-                out = self.model(
-                    input_ids=step_ids[:, None], attention_mask=mask, position_ids=last_pos[:, None],
-                    use_cache=True, logits_to_keep=1, **{self._cache_kw: cache},
-                )
+            scores = self._forward(screen, cache, input_ids=step_ids[:, None], attention_mask=mask,
+                                   position_ids=last_pos[:, None])
+
+    def _forward(self, screen: ScreenedHead | None, cache, **inputs) -> torch.Tensor:
+        """The last position's logits [B, V]; with a greedy screen, its token ids [B] (no logits are written)."""
+        if screen is None:
+            out = self.model(**inputs, use_cache=True, logits_to_keep=1, **{self._cache_kw: cache})
+            return out.logits[:, -1, :]
+        out = self._decoder(**inputs, use_cache=True, **{self._decoder_cache_kw: cache})
+        hidden = out.last_hidden_state if hasattr(out, "last_hidden_state") else out[0]
+        return screen.argmax(hidden[:, -1, :], self._softcap)
+
+    def _prefill(self, rows: list[_Row], screen, extra: dict, reserve: int):
+        """Prefill a batch (prefill.py): (rows in batch order, cache, attention mask, last positions, first scores)."""
+        pad = self.tokenizer.pad_token_id or 0
+        prompts = [r.prompt_ids for r in rows]
+        shared = self._shared_prefix(rows)
+        if self._can_group(rows):
+            plan = plan_prefill(prompts, shared)
+        else:
+            order = sorted(range(len(rows)), key=lambda i: len(prompts[i]))
+            plan = [PrefillGroup(order, shared, max(len(p) for p in prompts) - shared)]
+        prefix_caches: dict[tuple[int, ...], object] = {}  # batch-1 caches of the prefixes, by their tokens
+        caches, masks, last, firsts = [], [], [], []
+        for g in plan:
+            group = [rows[i] for i in g.rows]
+            if g.prefix:
+                gcache = copy.deepcopy(self._prefix_cache(group[0].prompt_ids[: g.prefix], shared, prefix_caches,
+                                                          reserve))
+                gcache.batch_repeat_interleave(len(group))
+            else:
+                gcache = roomy_cache(self.model.config, reserve)
+            # the rest of each prompt, right-aligned: [prefix][padding][own tokens]; positions count real tokens
+            # only, so padding in the middle changes nothing
+            ids = torch.full((len(group), g.width), pad, dtype=torch.long)
+            mask = torch.zeros((len(group), g.prefix + g.width), dtype=torch.long)
+            mask[:, : g.prefix] = 1
+            for i, r in enumerate(group):
+                own = r.prompt_ids[g.prefix :]
+                ids[i, g.width - len(own) :] = torch.tensor(own)
+                mask[i, g.prefix + g.width - len(own) :] = 1
+            ids, mask = ids.to(self.device), mask.to(self.device)
+            positions = (mask.cumsum(-1) - 1).clamp(min=0)[:, g.prefix :]
+            firsts.append(self._forward(screen, gcache, input_ids=ids, attention_mask=mask, position_ids=positions,
+                                        **extra))
+            caches.append(gcache)
+            masks.append(mask)
+            last.append(positions[:, -1])
+        ordered = [rows[i] for g in plan for i in g.rows]
+        if len(plan) == 1:
+            return ordered, caches[0], masks[0], last[0], firsts[0]
+        length = max(g.prefix + g.width for g in plan)
+        mask = torch.cat([widen_mask(m, g.prefix, length) for m, g in zip(masks, plan)])
+        return ordered, join_caches(caches, plan), mask, torch.cat(last), torch.cat(firsts)
+
+    def _prefix_cache(self, tokens: list[int], shared: int, memo: dict, reserve: int):
+        """The batch-1 KV cache of a prompt prefix, through the decoder alone (nothing reads a prefix's logits);
+        a cluster's prefix continues the batch-wide one."""
+        key = tuple(tokens)
+        if key in memo:
+            return memo[key]
+        start = shared if 0 < shared < len(tokens) else 0
+        cache = copy.deepcopy(self._prefix_cache(tokens[:shared], shared, memo, reserve)) if start else \
+            roomy_cache(self.model.config, reserve)
+        ids = torch.tensor([tokens[start:]], device=self.device)
+        self._decoder(input_ids=ids, attention_mask=torch.ones((1, len(tokens)), dtype=torch.long, device=self.device),
+                      position_ids=torch.arange(start, len(tokens), device=self.device)[None], use_cache=True,
+                      **{self._decoder_cache_kw: cache})
+        memo[key] = cache
+        return cache
+
+    def _can_group(self, rows: list[_Row]) -> bool:
+        """Whether the prefill may split the batch (prefill.py) and join caches afterwards."""
+        if not self.group_prefill or len(rows) < 2 or any(r.extra_inputs for r in rows):
+            return False
+        if self._joinable is None:
+            self._joinable = joinable(roomy_cache(self.model.config, 0))
+        if not self._joinable:
+            return False
+        # widened caches stay exact only while no sliding window has cut anything yet (as for the shared prefix)
+        total = max(len(r.prompt_ids) for r in rows) + max(r.params.max_new_tokens for r in rows)
+        return not (self._sliding_window and total > self._sliding_window)
 
     def _head_screen(self, rows: list[_Row]) -> ScreenedHead | None:
         """The LM-head screen when every row is greedy and nothing else reads the scores; else None."""

@@ -1,17 +1,16 @@
 """Reports: results.json, a markdown leaderboard table (results.md) and a self-contained report.html with inline
-SVG plots (per-language and per-competency bars with standard-error bars, per-task table)."""
+SVG plots (per-language and per-competency bars with standard-error bars, per-task table; sealion.charts)."""
 
 from __future__ import annotations
 
 import html
-import io
 import json
 import math
-import re
 from pathlib import Path
 from typing import Any
 
 from .. import io as sio
+from ..charts import grouped_bars
 
 
 def _fmt(e: dict | None) -> str:
@@ -59,27 +58,10 @@ def markdown_table(results: dict) -> str:
 
 
 def _bar_svg(labels: list[str], means: list[float], errs: list[float], title: str) -> str:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(max(4.0, 0.6 * len(labels) + 2), 3.2), dpi=100)
-    vals = [0.0 if math.isnan(m) else m for m in means]
-    ax.bar(range(len(labels)), vals, yerr=[0.0 if math.isnan(e) else e for e in errs], capsize=4, color="#2b7bb9")
-    ax.set_xticks(range(len(labels)))
-    ax.set_xticklabels(labels, rotation=30 if len(labels) > 6 else 0, ha="right" if len(labels) > 6 else "center")
-    ax.set_ylim(0, max(100.0, max(vals, default=0) * 1.1))
-    ax.set_ylabel("score (0-100)")
-    ax.set_title(title)
-    ax.grid(axis="y", alpha=0.3)
-    fig.tight_layout()
-    buf = io.StringIO()
-    fig.savefig(buf, format="svg")
-    plt.close(fig)
-    svg = buf.getvalue()
-    svg = svg[svg.find("<svg"):]
-    return re.sub(r"<metadata>.*?</metadata>", "", svg, flags=re.S)  # drop matplotlib's RDF block
+    clean = [(0.0, 0.0) if m is None or math.isnan(m) else (m, 0.0 if e is None or math.isnan(e) else e)
+             for m, e in zip(means, errs)]
+    return grouped_bars(title, labels, {"mean ± stderr": [(m, max(0.0, m - e), m + e) for m, e in clean]},
+                        ylabel="score (0-100)", width=max(320, 70 * len(labels) + 90), height=260)
 
 
 def html_report(results: dict) -> str:

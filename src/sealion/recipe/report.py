@@ -14,7 +14,7 @@ from typing import Any
 from ..io import read_jsonl, write_json, write_text
 from .fingerprint import dir_size
 from .runner import DONE, read_done
-from .svg import grouped_bars, line_chart
+from ..charts import grouped_bars, line_chart
 
 MODEL_LABELS = {"teacher": "teacher", "student-init": "student before", "student": "student after (distilled)",
                 "merged": "merged"}

@@ -1,5 +1,5 @@
-"""Small inline-SVG charts for the report: grouped bars with error bars, and line charts. No JavaScript, no fonts
-to fetch, so the report opens offline."""
+"""Small inline-SVG charts for the HTML reports (eval, recipe): grouped bars with error bars, and line charts.
+No JavaScript, no fonts to fetch, so the reports open offline."""
 
 from __future__ import annotations
 

@@ -1,0 +1,149 @@
+"""The student's LM head and its loss in one pass: values and gradients chunk by chunk, nothing recomputed.
+
+A Gemma LM head is a [262144, H] matrix, so the logits of a batch are the largest tensor of a distillation step and
+their projection its largest cost. Autograd through a chunked projection (with activation checkpointing, so only
+one [chunk, V] block is alive) computes every chunk's logits twice and runs log-softmax, cross-entropy and their
+backward passes as separate sweeps over the vocabulary. Here each chunk is projected once and its gradient is
+written down directly:
+
+* every divergence sees the student only through the log-probabilities at the teacher's k ids,
+  logq_s = z[ids] / T - logsumexp(z / T) (losses.divergence_from_gathered), so autograd runs on that [c, k] tensor
+  and gives g = dL/dlogq_s; then dL/dz = (scatter(g at ids) - softmax(z / T) * sum(g)) / T;
+* cross-entropy adds ce_coef * (softmax(z) - onehot(target));
+* a final soft-cap z = cap * tanh(x / cap) multiplies by 1 - (z / cap)^2;
+
+and the chunk's gradient G = dL/dx gives dL/dh = G W and dL/dW += G^T h right away. The backward pass only hands
+these over (scaled by the incoming gradient). Three vocabulary-sized matmuls per chunk instead of four, one
+softmax instead of four sweeps, and the same numbers as autograd (tests/distill/test_head_loss.py).
+
+The loss must be linear in the per-position terms: loss = kd_coef * sum(kd) + ce_coef * sum(ce), which is how
+train.py weighs them (the coefficients carry the global batch normalisation).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from .losses import LossConfig, divergence_from_gathered
+
+
+@dataclass
+class HeadTargets:
+    """What the loss compares the student with at the scored positions (one row per position)."""
+
+    targets: torch.Tensor  # [n] next-token ids, for cross-entropy
+    ids: torch.Tensor  # [n, k] teacher's token ids
+    logprobs: torch.Tensor  # [n, k] teacher's log-probabilities at the capture temperature
+    tail: torch.Tensor | None  # [n] teacher's log-mass outside the ids
+    cfg: LossConfig
+    kd_coef: float = 1.0
+    ce_coef: float = 0.0
+    softcap: float | None = None
+    capture_temperature: float = 1.0
+
+
+def _chunk(h, weight, bias, t: HeadTargets, s: int, e: int, want_grad: bool):
+    """(kd, ce, agree, G) for positions s:e; G = dL/d(pre-softcap logits) or None."""
+    T = t.cfg.temperature
+    ids, targets = t.ids[s:e], t.targets[s:e]
+    z = F.linear(h, weight, bias)
+    if z.dtype not in (torch.float32, torch.float64):  # half-precision models: the softmax runs in fp32
+        z = z.float()
+    if t.softcap:
+        z.div_(t.softcap).tanh_().mul_(t.softcap)
+    agree = (z.argmax(-1) == ids[:, 0]).to(z.dtype)
+    lse_t = torch.logsumexp(z / T if T != 1.0 else z, dim=-1)
+    lse_1 = lse_t if T == 1.0 else torch.logsumexp(z, dim=-1)
+    ce = lse_1 - z.gather(1, targets[:, None]).squeeze(1)
+    logq_s = z.gather(1, ids) / T - lse_t[:, None]
+    tail = None if t.tail is None else t.tail[s:e]
+    if not want_grad:
+        kd = divergence_from_gathered(logq_s, t.logprobs[s:e], tail, t.cfg, capture_temperature=t.capture_temperature)
+        return kd, ce, agree, None
+    with torch.enable_grad():
+        leaf = logq_s.detach().requires_grad_()
+        kd = divergence_from_gathered(leaf, t.logprobs[s:e], tail, t.cfg, capture_temperature=t.capture_temperature)
+        (g,) = torch.autograd.grad(kd.sum() * t.kd_coef, leaf)
+    kd = kd.detach()
+    g = g / T
+    g_sum = g.sum(-1, keepdim=True)
+    if T == 1.0:  # one softmax serves both terms
+        G = (z - lse_t[:, None]).exp_().mul_(t.ce_coef - g_sum)
+    else:
+        G = ((z / T) - lse_t[:, None]).exp_().mul_(-g_sum)
+        if t.ce_coef:
+            G.add_((z - lse_1[:, None]).exp_(), alpha=t.ce_coef)
+    G.scatter_add_(1, ids, g)
+    if t.ce_coef:
+        G.scatter_add_(1, targets[:, None], torch.full_like(ce[:, None], -t.ce_coef))
+    if t.softcap:
+        G.mul_(z.div_(t.softcap).square_().neg_().add_(1.0))
+    return kd, ce, agree, G
+
+
+class _FusedHeadLoss(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, hidden, weight, bias, t: HeadTargets):
+        n, chunk = hidden.shape[0], t.cfg.chunk_size
+        need_h, need_w, need_b = ctx.needs_input_grad[:3]
+        grad_h = torch.zeros_like(hidden) if need_h else None
+        # accumulate the weight's gradient in fp32 whatever the weights' dtype: chunks add up
+        acc = torch.promote_types(weight.dtype, torch.float32)
+        grad_w = torch.zeros(weight.shape, dtype=acc, device=weight.device) if need_w else None
+        grad_b = torch.zeros(bias.shape, dtype=acc, device=bias.device) if need_b else None
+        kds, ces, agrees = [], [], []
+        for s in range(0, n, chunk):
+            h = hidden[s : s + chunk]
+            kd, ce, agree, G = _chunk(h, weight, bias, t, s, s + chunk, want_grad=True)
+            kds.append(kd)
+            ces.append(ce)
+            agrees.append(agree)
+            if grad_h is not None:
+                grad_h[s : s + chunk] = G.to(weight.dtype) @ weight
+            if grad_w is not None:
+                grad_w.addmm_(G.t(), h.to(acc))
+            if grad_b is not None:
+                grad_b.add_(G.sum(0))
+        kd, ce, agree = torch.cat(kds), torch.cat(ces), torch.cat(agrees)
+        loss = t.kd_coef * kd.sum() + t.ce_coef * ce.sum()
+        ctx.grads = (grad_h, None if grad_w is None else grad_w.to(weight.dtype),
+                     None if grad_b is None else grad_b.to(bias.dtype))
+        ctx.mark_non_differentiable(kd, ce, agree)
+        return loss, kd, ce, agree
+
+    @staticmethod
+    def backward(ctx, g_loss, *_):
+        grad_h, grad_w, grad_b = ctx.grads
+        del ctx.grads  # one backward per forward; the buffers go to autograd as they are
+        scale = None if bool(g_loss == 1) else g_loss
+        if scale is not None:
+            grad_h = None if grad_h is None else grad_h.mul_(scale.to(grad_h.dtype))
+            grad_w = None if grad_w is None else grad_w.mul_(scale.to(grad_w.dtype))
+            grad_b = None if grad_b is None else grad_b.mul_(scale.to(grad_b.dtype))
+        return grad_h, grad_w, grad_b, None
+
+
+def fused_kd_ce(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, t: HeadTargets):
+    """(loss, kd, ce, agree) for hidden states [n, H] of the scored positions.
+
+    loss = t.kd_coef * sum(kd) + t.ce_coef * sum(ce) is differentiable with respect to hidden, weight and bias;
+    kd, ce (per position, kd already times T^2) and top-1 agreement are plain values for logging. Without
+    gradients (evaluation) the same values come chunk by chunk and nothing else is kept.
+    """
+    wants = [x is not None and x.requires_grad for x in (hidden, weight, bias)]
+    if hidden.shape[0] and torch.is_grad_enabled() and any(wants):
+        return _FusedHeadLoss.apply(hidden, weight, bias, t)
+    kds, ces, agrees = [], [], []
+    for s in range(0, hidden.shape[0], t.cfg.chunk_size):
+        kd, ce, agree, _ = _chunk(hidden[s : s + t.cfg.chunk_size], weight, bias, t, s, s + t.cfg.chunk_size, False)
+        kds.append(kd)
+        ces.append(ce)
+        agrees.append(agree)
+    if not kds:  # no scored positions: a zero loss that still reaches the parameters (DDP wants them all)
+        z = hidden.new_zeros(0, dtype=torch.float32)
+        return hidden.sum() * 0.0 + weight.sum() * 0.0, z, z, z
+    kd, ce, agree = torch.cat(kds), torch.cat(ces), torch.cat(agrees)
+    return t.kd_coef * kd.sum() + t.ce_coef * ce.sum(), kd, ce, agree

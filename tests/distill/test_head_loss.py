@@ -1,0 +1,99 @@
+"""The fused head loss against plain autograd through dense logits: values and gradients, every option."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from sealion.distill.head_loss import HeadTargets, fused_kd_ce
+from sealion.distill.losses import LossConfig, chunked_topk, project_logits, sparse_divergence
+
+V, H, N, K = 50, 16, 13, 5
+
+
+def _case(seed, bias=False, dtype=torch.float64):
+    g = torch.Generator().manual_seed(seed)
+    hidden = torch.randn(N, H, generator=g, dtype=dtype, requires_grad=True)
+    weight = torch.randn(V, H, generator=g, dtype=dtype, requires_grad=True)
+    b = torch.randn(V, generator=g, dtype=dtype, requires_grad=True) if bias else None
+    teacher_w = torch.randn(V, H, generator=g, dtype=dtype)
+    targets = torch.randint(0, V, (N,), generator=g)
+    ids, lps, tail = chunked_topk(hidden.detach(), teacher_w, None, K, chunk_size=4)
+    return hidden, weight, b, targets, ids, lps, tail
+
+
+def _reference(hidden, weight, bias, targets, ids, lps, tail, cfg, kd_coef, ce_coef, softcap, cap_t):
+    logits = project_logits(hidden, weight, bias, softcap)
+    kd = sparse_divergence(logits, ids, lps, tail, cfg, capture_temperature=cap_t)
+    ce = F.cross_entropy(logits, targets, reduction="none")
+    agree = (logits.argmax(-1) == ids[:, 0]).to(kd.dtype)
+    return kd_coef * kd.sum() + ce_coef * ce.sum(), kd, ce, agree
+
+
+@pytest.mark.parametrize("div,missing,T,softcap,ce_coef,bias,chunk", [
+    ("fkl", "tail", 1.0, None, 0.3, False, 4),
+    ("jsd", "tail", 1.0, 30.0, 0.0, False, 5),
+    ("jsd", "zero", 1.5, 30.0, 0.3, True, 3),
+    ("rkl", "tail", 2.0, None, 0.1, False, 100),
+    ("rkl", "zero", 1.0, None, 0.0, True, 1),
+    ("tvd", "tail", 0.7, 5.0, 0.2, False, 4),
+    ("tvd", "zero", 1.0, None, 0.2, False, 6),
+])
+def test_fused_values_and_gradients_equal_autograd(div, missing, T, softcap, ce_coef, bias, chunk):
+    hidden, weight, b, targets, ids, lps, tail = _case(hash((div, missing)) % 1000, bias=bias)
+    cfg = LossConfig(divergence=div, missing=missing, temperature=T, beta=0.3, chunk_size=chunk)
+    params = [hidden, weight] + ([b] if bias else [])
+    ref = _reference(hidden, weight, b, targets, ids, lps, tail, cfg, 0.7, ce_coef, softcap, 1.0)
+    ref_grads = torch.autograd.grad(ref[0] * 1.9, params)
+    got = fused_kd_ce(hidden, weight, b, HeadTargets(targets, ids, lps, tail, cfg, kd_coef=0.7, ce_coef=ce_coef,
+                                                      softcap=softcap))
+    got_grads = torch.autograd.grad(got[0] * 1.9, params)  # an outer factor reaches every gradient
+    # sparse_divergence (the reference) works in float32 whatever it is given: compare at that precision
+    for r, x in zip(ref, got):
+        assert torch.allclose(r.detach().double(), x.detach().double(), rtol=1e-5, atol=1e-6)
+    for r, x in zip(ref_grads, got_grads):
+        assert (r - x).norm() <= 1e-5 * r.norm(), (r - x).abs().max()
+
+
+def test_fused_gradient_flows_into_a_model_and_only_where_needed():
+    hidden, weight, _, targets, ids, lps, tail = _case(7)
+    frozen = weight.detach()  # a frozen head: only the hidden states get a gradient
+    x = torch.randn(N, H, dtype=torch.float64, requires_grad=True)
+    h = torch.tanh(x) * 3  # something before the head
+    cfg = LossConfig(divergence="fkl", chunk_size=4)
+    loss, *_ = fused_kd_ce(h, frozen, None, HeadTargets(targets, ids, lps, tail, cfg, kd_coef=1.0, ce_coef=0.5))
+    loss.backward()
+    x2 = x.detach().requires_grad_()
+    ref, *_ = _reference(torch.tanh(x2) * 3, frozen, None, targets, ids, lps, tail, cfg, 1.0, 0.5, None, 1.0)
+    ref.backward()
+    assert (x.grad - x2.grad).norm() <= 1e-5 * x2.grad.norm()
+    assert frozen.grad is None
+
+
+def test_fused_in_float32_and_bfloat16_stays_close_to_float64():
+    hidden, weight, _, targets, ids, lps, tail = _case(11)
+    cfg = LossConfig(divergence="jsd", chunk_size=4)
+    ref = _reference(hidden, weight, None, targets, ids, lps, tail, cfg, 1.0, 0.1, 30.0, 1.0)
+    ref_gw = torch.autograd.grad(ref[0], weight)[0]
+    for dtype, tol in [(torch.float32, 1e-4), (torch.bfloat16, 0.1)]:
+        h, w = hidden.detach().to(dtype).requires_grad_(), weight.detach().to(dtype).requires_grad_()
+        loss, kd, ce, agree = fused_kd_ce(h, w, None, HeadTargets(targets, ids, lps.to(dtype), tail.to(dtype), cfg,
+                                                                   kd_coef=1.0, ce_coef=0.1, softcap=30.0))
+        loss.backward()
+        assert w.grad.dtype == dtype and kd.dtype == torch.float32
+        rel = (w.grad.double() - ref_gw).norm() / ref_gw.norm()
+        assert rel < tol, (dtype, rel)
+
+
+def test_no_grad_gives_values_only_and_empty_input_is_a_zero_loss():
+    hidden, weight, _, targets, ids, lps, tail = _case(3)
+    cfg = LossConfig(divergence="fkl", chunk_size=4)
+    t = HeadTargets(targets, ids, lps, tail, cfg, kd_coef=1.0, ce_coef=0.1)
+    with torch.no_grad():
+        loss, kd, ce, agree = fused_kd_ce(hidden, weight, None, t)
+    ref = _reference(hidden, weight, None, targets, ids, lps, tail, cfg, 1.0, 0.1, None, 1.0)
+    assert not loss.requires_grad and torch.allclose(kd.double(), ref[1].detach().double(), rtol=1e-5)
+    empty = HeadTargets(targets[:0], ids[:0], lps[:0], tail[:0], cfg)
+    loss, kd, ce, agree = fused_kd_ce(hidden[:0], weight, None, empty)
+    assert kd.numel() == 0 and float(loss.detach()) == 0.0
+    loss.backward()
+    assert torch.count_nonzero(weight.grad) == 0
