@@ -84,10 +84,21 @@ def _chunk(h, weight, bias, t: HeadTargets, s: int, e: int, want_grad: bool):
     return kd, ce, agree, G
 
 
+def _chunks(hidden, weight, bias, t: HeadTargets, want_grad: bool):
+    """(start, kd, ce, agree, G) for each chunk of `t.cfg.chunk_size` positions, in order."""
+    for s in range(0, hidden.shape[0], t.cfg.chunk_size):
+        e = s + t.cfg.chunk_size
+        yield (s, *_chunk(hidden[s:e], weight, bias, t, s, e, want_grad))
+
+
+def _totals(t: HeadTargets, kds: list, ces: list, agrees: list):
+    kd, ce, agree = torch.cat(kds), torch.cat(ces), torch.cat(agrees)
+    return t.kd_coef * kd.sum() + t.ce_coef * ce.sum(), kd, ce, agree
+
+
 class _FusedHeadLoss(torch.autograd.Function):
     @staticmethod
     def forward(ctx, hidden, weight, bias, t: HeadTargets):
-        n, chunk = hidden.shape[0], t.cfg.chunk_size
         need_h, need_w, need_b = ctx.needs_input_grad[:3]
         grad_h = torch.zeros_like(hidden) if need_h else None
         # accumulate the weight's gradient in fp32 whatever the weights' dtype: chunks add up
@@ -95,20 +106,18 @@ class _FusedHeadLoss(torch.autograd.Function):
         grad_w = torch.zeros(weight.shape, dtype=acc, device=weight.device) if need_w else None
         grad_b = torch.zeros(bias.shape, dtype=acc, device=bias.device) if need_b else None
         kds, ces, agrees = [], [], []
-        for s in range(0, n, chunk):
-            h = hidden[s : s + chunk]
-            kd, ce, agree, G = _chunk(h, weight, bias, t, s, s + chunk, want_grad=True)
+        for s, kd, ce, agree, G in _chunks(hidden, weight, bias, t, want_grad=True):
             kds.append(kd)
             ces.append(ce)
             agrees.append(agree)
+            h = hidden[s : s + G.shape[0]]
             if grad_h is not None:
-                grad_h[s : s + chunk] = G.to(weight.dtype) @ weight
+                grad_h[s : s + G.shape[0]] = G.to(weight.dtype) @ weight
             if grad_w is not None:
                 grad_w.addmm_(G.t(), h.to(acc))
             if grad_b is not None:
                 grad_b.add_(G.sum(0))
-        kd, ce, agree = torch.cat(kds), torch.cat(ces), torch.cat(agrees)
-        loss = t.kd_coef * kd.sum() + t.ce_coef * ce.sum()
+        loss, kd, ce, agree = _totals(t, kds, ces, agrees)
         ctx.grads = (grad_h, None if grad_w is None else grad_w.to(weight.dtype),
                      None if grad_b is None else grad_b.to(bias.dtype))
         ctx.mark_non_differentiable(kd, ce, agree)
@@ -116,14 +125,11 @@ class _FusedHeadLoss(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, g_loss, *_):
-        grad_h, grad_w, grad_b = ctx.grads
+        grads = ctx.grads
         del ctx.grads  # one backward per forward; the buffers go to autograd as they are
-        scale = None if bool(g_loss == 1) else g_loss
-        if scale is not None:
-            grad_h = None if grad_h is None else grad_h.mul_(scale.to(grad_h.dtype))
-            grad_w = None if grad_w is None else grad_w.mul_(scale.to(grad_w.dtype))
-            grad_b = None if grad_b is None else grad_b.mul_(scale.to(grad_b.dtype))
-        return grad_h, grad_w, grad_b, None
+        if not bool(g_loss == 1):
+            grads = tuple(None if g is None else g.mul_(g_loss.to(g.dtype)) for g in grads)
+        return (*grads, None)
 
 
 def fused_kd_ce(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, t: HeadTargets):
@@ -133,17 +139,10 @@ def fused_kd_ce(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor |
     kd, ce (per position, kd already times T^2) and top-1 agreement are plain values for logging. Without
     gradients (evaluation) the same values come chunk by chunk and nothing else is kept.
     """
-    wants = [x is not None and x.requires_grad for x in (hidden, weight, bias)]
-    if hidden.shape[0] and torch.is_grad_enabled() and any(wants):
-        return _FusedHeadLoss.apply(hidden, weight, bias, t)
-    kds, ces, agrees = [], [], []
-    for s in range(0, hidden.shape[0], t.cfg.chunk_size):
-        kd, ce, agree, _ = _chunk(hidden[s : s + t.cfg.chunk_size], weight, bias, t, s, s + t.cfg.chunk_size, False)
-        kds.append(kd)
-        ces.append(ce)
-        agrees.append(agree)
-    if not kds:  # no scored positions: a zero loss that still reaches the parameters (DDP wants them all)
+    if not hidden.shape[0]:  # no scored positions: a zero loss that still reaches the parameters (DDP wants them all)
         z = hidden.new_zeros(0, dtype=torch.float32)
         return hidden.sum() * 0.0 + weight.sum() * 0.0, z, z, z
-    kd, ce, agree = torch.cat(kds), torch.cat(ces), torch.cat(agrees)
-    return t.kd_coef * kd.sum() + t.ce_coef * ce.sum(), kd, ce, agree
+    if torch.is_grad_enabled() and any(x is not None and x.requires_grad for x in (hidden, weight, bias)):
+        return _FusedHeadLoss.apply(hidden, weight, bias, t)
+    parts = [(kd, ce, agree) for _, kd, ce, agree, _ in _chunks(hidden, weight, bias, t, want_grad=False)]
+    return _totals(t, *map(list, zip(*parts)))

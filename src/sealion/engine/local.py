@@ -22,7 +22,7 @@ from .base import Engine, ProgressFn
 from .detok import TextTracker
 from .greedy_head import ScreenedHead
 from .kvcache import roomy_cache
-from .prefill import PrefillGroup, join_caches, joinable, plan_prefill, widen_mask
+from .prefill import PrefillGroup, common_prefix_length, join_caches, joinable, plan_prefill, widen_mask
 from .sampling import ResolvedSampling, choose_next, model_defaults, resolve
 from .types import ChatRequest, Completion, CompletionRequest, SamplingParams, StreamDelta
 
@@ -321,7 +321,12 @@ class LocalEngine(Engine):
             self._joinable = joinable(roomy_cache(self.model.config, 0))
         if not self._joinable:
             return False
-        # widened caches stay exact only while no sliding window has cut anything yet (as for the shared prefix)
+        return self._fits_window(rows)
+
+    def _fits_window(self, rows: list[_Row]) -> bool:
+        """Whether every row's whole sequence fits the sliding window. Sliding-window layers mask by cache index, so
+        masked slots between a prefix and the rest (shared prefixes, joined groups) would widen index distances;
+        they are exact only while no window ever cuts."""
         total = max(len(r.prompt_ids) for r in rows) + max(r.params.max_new_tokens for r in rows)
         return not (self._sliding_window and total > self._sliding_window)
 
@@ -344,20 +349,8 @@ class LocalEngine(Engine):
         first = rows[0].prompt_ids
         # at least one own token per row, so every row's last prompt position is computed in the batched pass
         n = min(len(r.prompt_ids) for r in rows) - 1
-        for r in rows[1:]:
-            ids = r.prompt_ids
-            k = 0
-            while k < n and ids[k] == first[k]:
-                k += 1
-            n = k
-        if n < MIN_SHARED_PREFIX:
-            return 0
-        # sliding-window layers mask by cache index; padding between prefix and rest would widen index distances,
-        # so share only when the whole sequence fits in the window (then no window ever cuts)
-        total = max(len(r.prompt_ids) for r in rows) + max(r.params.max_new_tokens for r in rows)
-        if self._sliding_window and total > self._sliding_window:
-            return 0
-        return n
+        n = min([n] + [common_prefix_length(first, r.prompt_ids) for r in rows[1:]])
+        return n if n >= MIN_SHARED_PREFIX and self._fits_window(rows) else 0
 
     def _finish(self, r: _Row) -> Completion:
         text = r.tracker.final_text

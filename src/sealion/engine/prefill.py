@@ -55,7 +55,7 @@ def plan_groups(lengths: Sequence[int], call_cost: int = GROUP_CALL_COST) -> lis
     return groups[::-1]
 
 
-def _lcp(a: Sequence[int], b: Sequence[int]) -> int:
+def common_prefix_length(a: Sequence[int], b: Sequence[int]) -> int:
     k, n = 0, min(len(a), len(b))
     while k < n and a[k] == b[k]:
         k += 1
@@ -78,7 +78,7 @@ def prefix_clusters(prompts: Sequence[Sequence[int]], shared: int, call_cost: in
     while i < len(order):
         j, common = i + 1, len(prompts[order[i]]) - 1
         while j < len(order):
-            k = min(common, _lcp(prompts[order[j - 1]], prompts[order[j]]), len(prompts[order[j]]) - 1)
+            k = min(common, common_prefix_length(prompts[order[j - 1]], prompts[order[j]]), len(prompts[order[j]]) - 1)
             if k < shared + min_extra:
                 break
             common, j = k, j + 1
