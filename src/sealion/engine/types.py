@@ -22,6 +22,13 @@ class SamplingParams:
     stop: list[str] = field(default_factory=list)  # stop strings, cut from the output
     stop_token_ids: list[int] = field(default_factory=list)  # added to the model's EOS ids
 
+    def check(self, *, context_length: int | None = None, prompt_tokens: int | None = None) -> "SamplingParams":
+        """Validate against the one rule (`sealion.engine.params.check_sampling`); returns self."""
+        from .params import check_sampling
+
+        check_sampling(self, context_length=context_length, prompt_tokens=prompt_tokens)
+        return self
+
     def is_greedy(self, default_do_sample: bool = False) -> bool:
         if self.temperature is not None and self.temperature <= 0:
             return True
