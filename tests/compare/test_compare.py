@@ -192,3 +192,61 @@ def test_tiers_group_models_not_separable_from_the_leader():
     reps = stats.paired_replicates(ts, n_boot=1000, rng=np.random.default_rng(1))
     tier, q = tiers(np.array([stats.task_score(t) for t in ts]), reps)
     assert tier == [1, 1, 2] and q[0] is None and q[1] > 0.05
+
+
+def _chromium() -> str | None:
+    return next((p for p in map(shutil.which, ("chromium", "chromium-browser", "google-chrome")) if p), None)
+
+
+def test_page_renders_in_headless_chromium(base, tmp_path):
+    exe = _chromium()
+    if exe is None:
+        pytest.skip("chromium is not installed (apt-get install -y chromium)")
+    better = _variant(base, tmp_path / "better", _better_on_id_sentiment)
+    assert main(["compare", str(base), str(better), "--board", "--out", str(tmp_path / "cmp"), "--replicates",
+                 "200"]) == 0
+    page = tmp_path / "cmp" / "compare.html"
+    cmd = [exe, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+           "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
+           f"--user-data-dir={tmp_path / 'profile'}", "--enable-logging=stderr", "--v=0", "--dump-dom", page.as_uri()]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr[-2000:]
+    dom = res.stdout
+    # the browser parsed the inline SVG into elements: 2 heat-map rows x 3 columns of cells, one interval per level
+    assert dom.count("<svg") == 3 and dom.count('class="cell"') == 6 and dom.count('class="interval"') == 9
+    assert "Leaderboard" in dom and "net::ERR" not in res.stderr
+
+
+def test_recipe_report_says_which_stage_helped(base, tmp_path):
+    """An evaluate dir as the recipe writes it: distillation lowers every sequence's KL by 0.2 nats/token (th) and
+    improves SEA-HELM id sentiment; merging changes nothing. The report's table says so, language by language."""
+    from sealion.compare.stages import stage_effects
+    from sealion.recipe.report import build_report
+
+    ev = tmp_path / "run" / "evaluate"
+    ev.mkdir(parents=True)
+    rng = np.random.default_rng(3)
+    rows = []
+    for i in range(40):
+        lang = "id" if i % 2 else "th"
+        tokens = int(rng.integers(10, 40))
+        kl = float(rng.gamma(2.0, 0.5) * tokens)
+        drop = 0.2 * tokens if lang == "th" else 0.0
+        for model, value in (("teacher", 0.0), ("student-init", kl), ("student", kl - drop), ("merged", kl - drop)):
+            rows.append({"model": model, "id": f"r{i}", "lang": lang, "tokens": tokens, "kl": value, "top1": 0.0,
+                         "nll": 1.0})
+    (ev / "heldout_rows.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    shutil.copytree(base, ev / "seahelm" / "student-init")
+    _variant(base, ev / "seahelm" / "student", _better_on_id_sentiment)
+    _variant(base, ev / "seahelm" / "merged", _better_on_id_sentiment)
+    effects = {(r["step"], r["measure"], r["lang"]): r for r in stage_effects(ev, n_boot=500)["rows"]}
+    assert effects[("distillation", "held-out KL", "th")]["verdict"] == "closer to the teacher"
+    assert effects[("distillation", "held-out KL", "th")]["diff"] == pytest.approx(-0.2)
+    assert effects[("distillation", "held-out KL", "id")]["verdict"] == "no change beyond noise"
+    assert effects[("distillation", "SEA-HELM", "id")]["verdict"] == "better"
+    assert effects[("distillation", "SEA-HELM", "th")]["verdict"] == "no change beyond noise"
+    assert all(r["verdict"] == "no change beyond noise" for k, r in effects.items() if k[0] == "merging")
+    data = build_report(tmp_path / "run", [], "name: t\n", title="t")
+    html = (tmp_path / "run" / "report.html").read_text()
+    assert "Which stage helped" in html and "closer to the teacher" in html and html.count("<tr>") >= 12
+    assert len(data["stage_effects"]["rows"]) == len(effects)

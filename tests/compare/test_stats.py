@@ -128,3 +128,17 @@ def test_identical_runs_and_constant_shift():
     assert d.p == 1.0 and d.lo == d.hi == 0.0 and d.se == 0.0
     assert stats.majority(np.array([[1, 0, 1], [1, 0, 0]])).tolist()[:2] == [1.0, 0.0]
     assert np.isnan(stats.majority(np.array([[1, 0, 1], [1, 0, 0]]))[2])
+
+
+def test_ratio_replicates_pair_rows():
+    """A token-weighted ratio: the point is sum/sum; a model that adds a constant per token to every row differs
+    by exactly that constant in every replicate (pairing), so its interval has zero width."""
+    rng = np.random.default_rng(SEED)
+    tokens = rng.integers(5, 50, 80).astype(float)
+    kl_a = rng.gamma(2.0, 1.0, 80) * tokens
+    kl_b = kl_a + 0.25 * tokens
+    point, reps = stats.ratio_replicates(np.stack([kl_a, kl_b]), tokens, n_boot=300, rng=rng)
+    assert point[0] == pytest.approx(kl_a.sum() / tokens.sum())
+    assert np.allclose(reps[1] - reps[0], 0.25)
+    d = stats.difference(point[1] - point[0], reps[1] - reps[0])
+    assert d.diff == pytest.approx(0.25) and d.p < 0.01 and d.hi - d.lo < 1e-9

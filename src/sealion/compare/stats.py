@@ -205,3 +205,17 @@ def benjamini_hochberg(pvalues: Sequence[float]) -> np.ndarray:
     ranked = p[order] * m / np.arange(1, m + 1)
     out[order] = np.minimum(np.minimum.accumulate(ranked[::-1])[::-1], 1.0)
     return out
+
+
+def ratio_replicates(numerators: np.ndarray, denominator: np.ndarray, *, n_boot: int = N_REPLICATES,
+                     rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Paired bootstrap of a ratio metric over rows (e.g. held-out KL: summed KL / summed tokens per sequence):
+    numerators[model, row], a shared denominator[row] -> (point [models], replicates [models, n_boot]); every
+    model sees the same resampled rows."""
+    num = np.atleast_2d(np.asarray(numerators, dtype=float))
+    den = np.asarray(denominator, dtype=float)
+    idx = draw_items(len(den), n_boot, rng)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        point = num.sum(axis=1) / den.sum()
+        reps = num[:, idx].sum(axis=2) / den[idx].sum(axis=1)
+    return point, reps
