@@ -38,10 +38,7 @@ def _fmt(v: float) -> str:
 def _frame(title: str, names: list[str], width: int, height: int, left: float, top: float, pw: float, ph: float,
            ticks: list[float], ymap, ylabel: str) -> list[str]:
     """The parts every chart shares: the svg element, title, legend, horizontal grid with y labels, y-axis label."""
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" role="img" width="{width}" height="{height}" '
-           f'viewBox="0 0 {width} {height}" font-family="sans-serif">',
-           f'<title>{escape(title)}</title>',
-           f'<text x="{left}" y="16" font-size="13" font-weight="bold">{escape(title)}</text>']
+    out = _svg_open(title, width, height, left)
     out += _legend(names, left, 32)
     for t in ticks:
         y = ymap(t)
@@ -51,6 +48,13 @@ def _frame(title: str, names: list[str], width: int, height: int, left: float, t
         out.append(f'<text transform="translate(12,{top + ph / 2:.0f}) rotate(-90)" font-size="11" '
                    f'text-anchor="middle">{escape(ylabel)}</text>')
     return out
+
+
+def _svg_open(title: str, width: int, height: int, left: float) -> list[str]:
+    return [f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" role="img" width="{width}" height="{height}" '
+            f'viewBox="0 0 {width} {height}" font-family="sans-serif">',
+            f'<title>{escape(title)}</title>',
+            f'<text x="{left}" y="16" font-size="13" font-weight="bold">{escape(title)}</text>']
 
 
 def _legend(names: list[str], x: float, y: float) -> list[str]:
@@ -142,5 +146,87 @@ def line_chart(title: str, series: dict[str, list[tuple[float, float]]], *, xlab
         out.append(f'<path class="line" d="{d}" stroke="{PALETTE[i % len(PALETTE)]}" stroke-width="1.8" fill="none">'
                    f'<title>{escape(name)}</title></path>')
     out.append(f'<line x1="{left}" x2="{left + pw}" y1="{top + ph}" y2="{top + ph}" stroke="#333"/>')
+    out.append("</svg>")
+    return "\n".join(out)
+
+
+def _diverging(v: float, limit: float) -> str:
+    """Blue (negative) - white - orange (positive), saturating at +-limit."""
+    t = max(-1.0, min(1.0, v / limit)) if limit > 0 else 0.0
+    end = (78, 121, 167) if t < 0 else (242, 142, 43)
+    r, g, b = (round(255 + (e - 255) * abs(t)) for e in end)
+    return f"#{r:02x}{g:02x}{b:02x}"
+
+
+def heatmap(title: str, rows: list[str], cols: list[str], values: list[list[float | None]],
+            labels: list[list[str]] | None = None, *, limit: float | None = None, cell: int = 64) -> str:
+    """A rows x cols grid coloured by value on a diverging scale around 0 (missing cells grey), with a text label
+    per cell (default: the value) and a colour key."""
+    left, top = 12 + 8 * max((len(r) for r in rows), default=4), 60
+    finite = [abs(v) for row in values for v in row if v is not None and math.isfinite(v)]
+    limit = limit or (max(finite) if finite and max(finite) > 0 else 1.0)
+    width = int(max(left + cell * max(1, len(cols)) + 20, 24 + 7.5 * len(title)))
+    height = int(top + 24 * len(rows) + 50)
+    out = _svg_open(title, width, height, 12)
+    for ci, c in enumerate(cols):
+        out.append(f'<text x="{left + ci * cell + cell / 2:.1f}" y="{top - 8}" font-size="10" text-anchor="middle">'
+                   f'{escape(c[:12])}<title>{escape(c)}</title></text>')
+    for ri, r in enumerate(rows):
+        y = top + ri * 24
+        out.append(f'<text x="{left - 6}" y="{y + 16}" font-size="11" text-anchor="end">{escape(r)}</text>')
+        for ci, c in enumerate(cols):
+            v = values[ri][ci]
+            ok = v is not None and math.isfinite(v)
+            fill = _diverging(v, limit) if ok else "#eee"
+            text = (labels[ri][ci] if labels else f"{v:+.1f}") if ok else ""
+            out.append(f'<rect class="cell" x="{left + ci * cell}" y="{y}" width="{cell - 2}" height="22" fill="{fill}">'
+                       f'<title>{escape(r)} / {escape(c)}: {escape(text or "n/a")}</title></rect>')
+            out.append(f'<text x="{left + ci * cell + cell / 2 - 1:.1f}" y="{y + 15}" font-size="11" '
+                       f'text-anchor="middle">{escape(text)}</text>')
+    ky = top + 24 * len(rows) + 14
+    for i in range(11):
+        v = limit * (i - 5) / 5
+        out.append(f'<rect x="{left + i * 14}" y="{ky}" width="14" height="10" fill="{_diverging(v, limit)}"/>')
+    out.append(f'<text x="{left - 4}" y="{ky + 9}" font-size="10" text-anchor="end">{_fmt(-limit)}</text>')
+    out.append(f'<text x="{left + 158}" y="{ky + 9}" font-size="10">{_fmt(limit)}</text>')
+    out.append("</svg>")
+    return "\n".join(out)
+
+
+def interval_plot(title: str, labels: list[str], intervals: list[tuple[float, float, float]],
+                  highlight: list[bool] | None = None, *, xlabel: str = "", width: int = 760) -> str:
+    """One row per label: a point estimate with its interval (lo, hi) on a shared x axis with a zero line;
+    highlighted rows (e.g. significant) drawn in colour, the others grey."""
+    left = 14 + 7 * max((len(x) for x in labels), default=4)
+    top, row_h, right = 40, 18, 16
+    height = top + row_h * len(labels) + 36
+    pw = width - left - right
+    vals = [x for t in intervals for x in t if x is not None and math.isfinite(x)] + [0.0]
+    lo_v, hi_v = min(vals), max(vals) if max(vals) > min(vals) else min(vals) + 1
+    ticks = _nice_ticks(lo_v, hi_v)
+    if ticks[-1] < hi_v:  # the last tick may fall short of the widest interval
+        ticks.append(ticks[-1] + (ticks[1] - ticks[0] if len(ticks) > 1 else 1.0))
+    x0, x1 = ticks[0], ticks[-1]
+
+    def xm(v: float) -> float:
+        return left + (v - x0) / (x1 - x0) * pw
+    out = _svg_open(title, width, height, left)
+    y_end = top + row_h * len(labels)
+    for t in ticks:
+        out.append(f'<line x1="{xm(t):.1f}" x2="{xm(t):.1f}" y1="{top - 6}" y2="{y_end}" stroke="#eee"/>')
+        out.append(f'<text x="{xm(t):.1f}" y="{y_end + 14}" font-size="10" text-anchor="middle">{_fmt(t)}</text>')
+    out.append(f'<line x1="{xm(0):.1f}" x2="{xm(0):.1f}" y1="{top - 6}" y2="{y_end}" stroke="#333"/>')
+    for i, (lab, (v, lo, hi)) in enumerate(zip(labels, intervals)):
+        y = top + i * row_h + row_h / 2
+        out.append(f'<text x="{left - 6}" y="{y + 4:.1f}" font-size="10" text-anchor="end">{escape(lab)}</text>')
+        if v is None or not all(x is not None and math.isfinite(x) for x in (v, lo, hi)):
+            continue
+        color = PALETTE[0] if highlight is None or highlight[i] else "#999"
+        out.append(f'<path class="interval" d="M{xm(lo):.1f} {y:.1f}H{xm(hi):.1f}" stroke="{color}" stroke-width="2"/>')
+        out.append(f'<circle cx="{xm(v):.1f}" cy="{y:.1f}" r="3.5" fill="{color}"><title>{escape(lab)}: {v:+.3g} '
+                   f'[{lo:+.3g}, {hi:+.3g}]</title></circle>')
+    if xlabel:
+        out.append(f'<text x="{left + pw / 2:.0f}" y="{height - 4}" font-size="11" text-anchor="middle">'
+                   f'{escape(xlabel)}</text>')
     out.append("</svg>")
     return "\n".join(out)

@@ -17,6 +17,7 @@ VERB_MODULES = [
     "sealion.chat.cli",  # chat (interactive)
     "sealion.serve.cli",  # serve
     "sealion.evaluate.cli",  # eval
+    "sealion.compare.cli",  # compare
     "sealion.distill.cli",  # distill capture|train
     "sealion.merge.cli",  # merge
     "sealion.recipe.cli",  # recipe

@@ -118,6 +118,35 @@ def _seahelm_section(evaluate_dir: Path) -> tuple[str, dict]:
     return html, data
 
 
+def _stage_effects_section(evaluate_dir: Path) -> tuple[str, dict]:
+    """Which stage helped: per language, distillation and then merging, on held-out KL and SEA-HELM, with paired
+    intervals and BH-controlled significance (sealion.compare.stages)."""
+    from ..compare.stages import stage_effects
+
+    if not evaluate_dir.is_dir():
+        return "", {}
+    data = stage_effects(evaluate_dir)
+    if not data["rows"]:
+        return "", data
+    rows = []
+    for r in data["rows"]:
+        if r.get("error"):
+            rows.append([escape(r["step"]), escape(r["lang"]), escape(r["measure"]), "", "", escape(r["error"]), "",
+                         "not comparable"])
+            continue
+        change = (f'{r["diff"]:+.4g} <span class="ci">[{r["lo"]:+.3g}, {r["hi"]:+.3g}]</span>'
+                  if r.get("lo") is not None else f'{r["diff"]:+.4g}')
+        cell = f"<b>{escape(r['verdict'])}</b>" if r["significant"] else escape(r["verdict"])
+        rows.append([escape(r["step"]), escape(r["lang"]), escape(r["measure"]), _num(r["a_value"]),
+                     _num(r["b_value"]), change, _num(r["q"]), cell])
+    html = ("<h2>Which stage helped</h2><p>Distillation: student before → distilled; merging: distilled → merged. "
+            "Paired bootstrap (sequences for held-out KL, items for SEA-HELM) with 95% intervals; significant = "
+            f"Benjamini-Hochberg q ≤ {data['alpha']:g} over this table.</p>"
+            + _table(["step", "language", "measure", "before", "after", "change [95% CI]", "q", "verdict"], rows,
+                     "stage-effects"))
+    return html, data
+
+
 def _num(v: Any) -> str:
     return "–" if v is None else (f"{v:.4g}" if isinstance(v, float) else escape(str(v)))
 
@@ -131,6 +160,7 @@ def build_report(run_dir: Path, stage_names: list[str], recipe_yaml: str, *, tit
     heldout = json.loads(heldout_path.read_text(encoding="utf-8")) if heldout_path.is_file() else {}
     curves = training_curves(run_dir / "distill") if (run_dir / "distill").is_dir() else {}
     seahelm_html, seahelm = _seahelm_section(run_dir / "evaluate")
+    effects_html, effects = _stage_effects_section(run_dir / "evaluate")
 
     parts = [f"<h1>{escape(title)}</h1>",
              f'<p class="muted">run directory <code>{escape(str(run_dir.resolve()))}</code>; report written '
@@ -186,6 +216,8 @@ def build_report(run_dir: Path, stage_names: list[str], recipe_yaml: str, *, tit
                 parts.append("<h3>Verdict</h3><ul class=\"verdict\">" + "".join(lines) + "</ul>")
     if seahelm_html:
         parts.append(seahelm_html)
+    if effects_html:
+        parts.append(effects_html)
     parts.append("<h2>Recipe (resolved)</h2><pre>" + escape(recipe_yaml) + "</pre>")
     parts.append("<h2>Artefacts</h2><ul class=\"artefacts\">" + "".join(_artefacts(run_dir, report_path)) + "</ul>")
 
@@ -208,7 +240,7 @@ svg.chart {{ display: block; margin: 1em 0; max-width: 100%; height: auto; }}
 """
     write_text(report_path, html)
     data = {"title": title, "stages": [s["stage"] for s in stages if s["done"]], "heldout": heldout,
-            "seahelm": seahelm, "verdict": verdict,
+            "seahelm": seahelm, "verdict": verdict, "stage_effects": effects,
             "curves": {k: [[x, round(y, 6)] for x, y in v] for k, v in curves.items()}}
     write_json(run_dir / "report" / "report.json", _round(data))
     return data
