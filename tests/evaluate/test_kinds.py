@@ -36,11 +36,70 @@ def test_minimal_pairs_macro_over_phenomena(tmp_path):
              Item("2", [{}], "A", {"linguistic_phenomenon": "p2"}), Item("3", [{}], "B", {"linguistic_phenomenon": "p2"}),
              Item("4", [{}], "B", {"linguistic_phenomenon": "p2"}), Item("5", [{}], "A", {"linguistic_phenomenon": "p2"})]
     outs = [_out("Jawaban: A"), _out("Jawaban: B"), _out("Jawaban: A"), _out("Jawaban: A"), _out("Jawaban: A"),
-            _out("jawaban: a")]  # case-sensitive for LINDSEA: the last is null
+            _out("jawaban: a")]  # case-sensitive tag search for LINDSEA: the last is null
     scores = kind.score(spec, "id", items, outs, _ctx(tmp_path))
     assert [s.score for s in scores] == [1, 1, 1, 0, 0, 0]
-    # p1 acc 1.0, p2 acc 0.25 -> macro 0.625 -> (0.625 - 0.5) / 0.5 = 0.25
-    assert kind.task_metrics(spec, "id", items, scores)["normalized_accuracy"] == pytest.approx(25.0)
+    m = kind.task_metrics(spec, "id", items, scores)
+    # per run (SEA-HELM's MinimalPairsMetric): p1 acc 1.0, p2 acc 0.25 -> macro 0.625 -> (0.625 - 0.5) / 0.5
+    assert m["phenomenon_normalized_accuracy"] == pytest.approx(25.0)
+    # leaderboard: recall A 2/3, B 1/3 -> balanced 0.5 -> 0
+    assert m["normalized_accuracy"] == pytest.approx(0.0)
+
+
+def _mp_items(labels, phenomena):
+    return [Item(str(i), [{}], lab, {"linguistic_phenomenon": ph}) for i, (lab, ph) in enumerate(zip(labels, phenomena))]
+
+
+def test_mp_r_leaderboard_and_per_run_values(tmp_path):
+    """The issue's example: (A,1),(A,1),(B,0),(B,1) -> leaderboard 50.00 (balanced over A/B), per run 66.67."""
+    spec = all_specs()["mp-r"]
+    kind = get_kind(spec.kind)
+    items = _mp_items(["A", "A", "B", "B"], ["p1", "p1", "p1", "p2"])
+    outs = [_out("Jawaban: A"), _out("Jawaban: A"), _out("Jawaban: A"), _out("Jawaban: B")]
+    m = kind.task_metrics(spec, "id", items, kind.score(spec, "id", items, outs, _ctx(tmp_path)))
+    assert m["normalized_accuracy"] == pytest.approx(50.0)
+    assert m["phenomenon_normalized_accuracy"] == pytest.approx(200 / 3)  # p1 2/3, p2 1 -> 5/6 -> 66.67
+    assert m["degenerate_slice"] == 0.0
+
+
+def test_mp_r_one_gold_class_does_not_crash(tmp_path):
+    """`--limit 2` on id mp-r: both rows are B (chance 1/1)."""
+    spec = all_specs()["mp-r"]
+    kind = get_kind(spec.kind)
+    items = _mp_items(["B", "B"], ["p1", "p2"])
+    scores = kind.score(spec, "id", items, [_out("Jawaban: B"), _out("Jawaban: A")], _ctx(tmp_path))
+    assert [s.extracted for s in scores] == ["B", None]  # A is no gold label of this slice
+    m = kind.task_metrics(spec, "id", items, scores)
+    assert m["normalized_accuracy"] == pytest.approx(50.0) and m["phenomenon_normalized_accuracy"] == pytest.approx(50.0)
+    assert m["degenerate_slice"] == 1.0
+
+
+def test_pragmatics_chance_is_one_over_gold_labels(tmp_path):
+    """The issue's example: golds Benar/Salah/Ya/Tidak correct [1,1,1,0] -> 66.67; with pair at 0 the group is
+    33.33 (SEA-HELM's leaderboard), not 25.00 (chance fixed at 0.5)."""
+    from sealion.evaluate.metrics import pragmatics_per_run
+
+    single, pair = all_specs()["pragmatic-single"], all_specs()["pragmatic-pair"]
+    kind = get_kind(single.kind)
+    items = _mp_items(["Benar", "Salah", "Ya", "Tidak"], ["scalar_implicatures"] * 2 + ["presuppositions"] * 2)
+    outs = [_out("Jawaban: Benar"), _out("Jawaban: Salah"), _out("Jawaban: Ya"), _out("Jawaban: Ya")]
+    m1 = kind.task_metrics(single, "id", items, kind.score(single, "id", items, outs, _ctx(tmp_path)))
+    assert m1["normalized_accuracy"] == pytest.approx(200 / 3)
+    pitems = _mp_items(["Benar", "Salah"], ["presuppositions"] * 2)
+    m2 = kind.task_metrics(pair, "id", pitems, kind.score(pair, "id", pitems, [_out("Salah"), _out("Benar")], _ctx(tmp_path)))
+    assert m2["normalized_accuracy"] == 0.0
+    assert (m1["normalized_accuracy"] + m2["normalized_accuracy"]) / 2 == pytest.approx(100 / 3)
+    # SEA-HELM's per-run number: scalar 2/2, presupposition 1/4 pooled -> mean 0.625 -> (0.625 - 0.5) / 0.5
+    assert m1["correct:presuppositions"] == 1 and m2["total:presuppositions"] == 2
+    assert pragmatics_per_run([m1, m2]) == pytest.approx(25.0)
+
+
+def test_tamil_pragmatics_uses_the_gold_label_set(tmp_path):
+    spec = all_specs()["pragmatic-single"]
+    kind = get_kind(spec.kind)
+    items = _mp_items(["பொய்", "உண்மை"], ["scalar_implicatures"] * 2)
+    scores = kind.score(spec, "ta", items, [_out("பதில்: பொய்ஆம்"), _out("பதில்: ஆம்")], _ctx(tmp_path))
+    assert [s.extracted for s in scores] == ["பொய்", None] and scores[0].score == 1.0
 
 
 def test_extractive_qa_thai(tmp_path):
