@@ -129,3 +129,39 @@ def test_translation_chrf_when_metricx_absent(tmp_path):
     assert scores[0].score == pytest.approx(1.0) and scores[1].extracted == "no tag here"
     m = kind.task_metrics(spec, "th", items, scores)
     assert "MetricX-24 skipped" in m["metric_used"] and 0 < m["score"] == m["chrf++"] < 100
+
+
+BURMESE = ["က", "ခ", "ဂ", "ဃ"]
+
+
+@pytest.mark.parametrize("task,n", [("causal", 2), ("nli", 3), ("belebele-qa-mc", 4), ("global-mmlu-lite", 4)])
+def test_burmese_tasks_use_burmese_answer_letters(task, n, tmp_path):
+    """SEA-HELM's my prompts ask for က/ခ/ဂ/ဃ and its data labels use them; a Latin-letter spec scored every item 0."""
+    spec = all_specs()[task]
+    ls = spec.lang("my")
+    assert ls.labels == BURMESE[:n]
+    kind = get_kind(spec.kind)
+    prompt = kind.user_turns(spec, "my", Item("0", [{k: "x" for k in (
+        "premise", "question_translated", "choice1", "choice2", "choice3", "choice4", "sentence1", "sentence2", "text",
+        "question", "subject", "option_a", "option_b", "option_c", "option_d")}], BURMESE[0]))[0]
+    assert all(letter in prompt for letter in BURMESE[:n]) and " A: " not in prompt and "\nA:" not in prompt
+    # raw labels (v1 numbers, Latin letters, Burmese letters) all become the Burmese letter
+    from sealion.evaluate.tasks import map_label
+
+    assert map_label(BURMESE[n - 1], ls) == BURMESE[n - 1]
+    if task != "global-mmlu-lite":
+        assert map_label("ABCD"[n - 1], ls) == BURMESE[n - 1]
+    items = [Item(str(i), [{}], BURMESE[i]) for i in range(n)]
+    scores = kind.score(spec, "my", items, [_out(f"အဖြေ- {BURMESE[i]}") for i in range(n)], _ctx(tmp_path))
+    assert [s.score for s in scores] == [1.0] * n
+
+
+def test_burmese_local_data_labels():
+    root = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+    gm = root / "global-mmlu-lite" / "global_mmlu_lite_my_test.jsonl"
+    if not gm.exists():
+        pytest.skip("../shared/data absent")
+    import json
+
+    labels = {json.loads(line)["label"] for line in gm.read_text(encoding="utf-8").splitlines() if line.strip()}
+    assert labels == set(BURMESE) == set(all_specs()["global-mmlu-lite"].lang("my").labels)
