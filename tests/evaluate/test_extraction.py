@@ -1,6 +1,6 @@
 """Every extraction rule (seahelm.md §4) with its edge cases, and reasoning removal."""
 
-from sealion.evaluate.extraction import extract_choice, extract_text, normalize_answer
+from sealion.evaluate.extraction import extract_choice, extract_text, gold_labels, normalize_answer
 from sealion.evaluate.reasoning import split_reasoning
 
 LABELS = ["Positif", "Negatif", "Netral"]
@@ -36,11 +36,29 @@ def test_choice_native_scripts_and_multiword_labels():
     assert extract_choice("คำตอบ: แง่ลบ", "คำตอบ:", ["แง่บวก", "แง่ลบ", "เฉยๆ"]) == "แง่ลบ"
 
 
-def test_choice_case_sensitive_for_lindsea():
+def test_lindsea_extraction_as_seahelm():
+    """The issue's three examples, with SEA-HELM's outputs (MinimalPairsMetric / PragmaticReasoningMetric)."""
+    # a bare lower-case label: no tag -> whole response -> lower-cased lookup -> B (sealion used to say null)
+    assert extract_choice("b", "Jawaban:", ["A", "B"], lindsea=True) == "B"
+    # the first tag is followed by no label: the (labels)* group is empty -> whole response -> null (not B)
+    assert extract_choice("Jawaban: Kalimat B lebih baik.\nJawaban: B", "Jawaban:", ["A", "B"], lindsea=True) is None
+    # Tamil pragmatic-single: the gold set has two labels, so the repetition stops after பொய்
+    golds = gold_labels(["பொய்", "உண்மை", "பொய்"], ["உண்மை", "பொய்", "ஆம்", "இல்லை"])
+    assert golds == ["உண்மை", "பொய்"]
+    assert extract_choice("பதில்: பொய்ஆம்", "பதில்:", golds, lindsea=True) == "பொய்"
+    # with all four labels in the set the last repetition (ஆம்) would win
+    assert extract_choice("பதில்: பொய்ஆம்", "பதில்:", ["உண்மை", "பொய்", "ஆம்", "இல்லை"], lindsea=True) == "ஆம்"
+
+
+def test_lindsea_tag_search_is_case_sensitive():
     labels = ["Benar", "Salah"]
-    assert extract_choice("Jawaban: Benar", "Jawaban:", labels, ignore_case=False) == "Benar"
-    assert extract_choice("Jawaban: benar", "Jawaban:", labels, ignore_case=False) is None
-    assert extract_choice("Jawaban: benar", "Jawaban:", labels, ignore_case=True) == "Benar"
+    assert extract_choice("Jawaban: Benar", "Jawaban:", labels, lindsea=True) == "Benar"
+    assert extract_choice("Jawaban: **Salah**", "Jawaban:", labels, lindsea=True) == "Salah"
+    assert extract_choice("Jawaban: benar", "Jawaban:", labels, lindsea=True) is None  # empty group -> whole text
+    assert extract_choice("benar.", "Jawaban:", labels, lindsea=True) == "Benar"
+    assert extract_choice("Jawaban: benar", "Jawaban:", labels) == "Benar"  # the general rule ignores case
+    # the general rule's (labels)+ finds a later tag; LINDSEA's stops at the first
+    assert extract_choice("Jawaban: Kalimat B.\nJawaban: B", "Jawaban:", ["A", "B"]) == "B"
 
 
 def test_free_text_first_line_after_tag():

@@ -22,7 +22,7 @@ def test_normalized_accuracy_chance_and_clip():
     # below chance clips to 0, never negative
     assert normalized_accuracy(list("ABC"), list("BCA")) == 0.0
     assert normalized_accuracy(list("ABC"), list("ABC")) == pytest.approx(100.0)
-    # chance override (LINDSEA pragmatics uses 0.5 whatever the label count)
+    # chance override (SEA-HELM's per-run pragmatics uses 0.5 whatever the label count)
     assert normalized_accuracy(list("ABCD"), list("ABXX"), chance=0.5) == pytest.approx(0.0)
     assert normalized_accuracy(list("ABCD"), list("ABCX"), chance=0.5) == pytest.approx(50.0)
 
@@ -61,9 +61,52 @@ def test_rouge_l_thai():
 def test_rouge_l_burmese_syllables():
     assert burmese_syllables("မြန်မာစာ") == ["မြန်", "မာ", "စာ"]
     assert burmese_syllables("ကျောင်းသား") == ["ကျောင်း", "သား"]
-    assert rouge_tokenize("မြန်မာ စာ။ Hello, World!", "my") == ["မြန်", "မာ", "စာ", "hello", "world"]
+    # whitespace is removed and every Latin letter is a unit of its own (SEA-HELM's BurmeseTokenizer)
+    assert rouge_tokenize("မြန်မာ စာ။ Hi, Yo!", "my") == ["မြန်", "မာ", "စာ", "h", "i", "y", "o"]
     # LCS 2: P = 2/2, R = 2/3 -> F = 0.8
     assert rouge_l_f1("မြန်မာ", "မြန်မာစာ", "my") == pytest.approx(0.8)
+
+
+def test_rouge_tokenisation_issue_examples():
+    """The issue's examples, with the values SEA-HELM's own scorer (HEAD 6844e6c) gives."""
+    # letter/digit boundaries split for id/vi/ta/tl (OpenNMT aggressive)
+    assert rouge_tokenize("MH17", "id") == ["mh", "17"]
+    assert rouge_l_f1("MH17", "mh 17", "id") == pytest.approx(1.0)
+    assert rouge_l_f1("Covid19 2020an", "covid 19 2020 an", "tl") == pytest.approx(1.0)
+    # ZWJ / ZWNJ dropped
+    assert rouge_l_f1("தமிழ்\u200cநாடு அரசு", "தமிழ்நாடு அரசு", "ta") == pytest.approx(1.0)
+    # Thai whitespace tokens kept: ["ไป", " ", "ตลาด"] vs ["ไป", "ตลาด"] -> P 2/3, R 1 -> 0.8
+    assert rouge_tokenize("ไป ตลาด", "th") == ["ไป", " ", "ตลาด"]
+    assert rouge_l_f1("ไป ตลาด", "ไปตลาด", "th") == pytest.approx(0.8)
+    # Burmese: Latin runs are characters, ဖြင့် one syllable
+    tokens = rouge_tokenize("ABC ဖြင့်", "my")
+    assert tokens[:3] == ["a", "b", "c"] and len(tokens) == 4
+    assert len(rouge_tokenize("ဖြင့်", "my")) == 1
+    assert rouge_l_f1("abc ဖြင့်", "a b c ဖြင့်", "my") == pytest.approx(1.0)
+
+
+def test_aggressive_split_rules():
+    from sealion.evaluate.metrics.tokenize import aggressive_split
+
+    assert aggressive_split("abc12def 3") == ["abc", "12", "def", "3"]
+    assert aggressive_split("50€ x²") == ["50", "€", "x", "²"]
+    assert aggressive_split("tiếng việt2") == ["tiếng", "việt", "2"]  # marks stay on their letter
+    assert aggressive_split("a \u0301b") == ["a", "\uff050020\u0301", "b"]  # OpenNMT's protected space
+
+
+def test_aggressive_split_matches_pyonmttok():
+    pyonmttok = pytest.importorskip("pyonmttok")
+    import random
+
+    from sealion.evaluate.metrics.tokenize import aggressive_split, basic_split
+
+    tok = pyonmttok.Tokenizer("aggressive")
+    rng = random.Random(20240601)
+    pool = list("abXZ09 ") + ["\u0301", "\u0bcd", "\u0b95", "€", "²", "Ⅻ", "中", "ก", "็", "\u1000", "١", "ʰ", "🙂",
+                               "\ufe0f", "ậ", "ß", "\u0640", "\u0bbe", "\u20e3"]
+    for _ in range(3000):
+        text = " ".join(basic_split("".join(rng.choice(pool) for _ in range(rng.randint(1, 10)))))
+        assert aggressive_split(text) == tok.tokenize(text)[0], text
 
 
 def test_rouge_l_tamil_and_punctuation():

@@ -9,7 +9,7 @@ from sealion.evaluate.data import DataSource, MissingData, load_fewshot_rows, lo
 from sealion.evaluate.tasks import SEA_LANGUAGES, all_specs, get_kind, resolve_tasks, task_sets
 
 FIXTURES = Path(__file__).parent / "fixtures" / "seahelm"
-CHOICE_KINDS = {"choice", "minimal-pairs"}
+CHOICE_KINDS = {"choice", "minimal-pairs", "pragmatics"}
 
 
 def test_every_spec_is_complete():
@@ -56,7 +56,8 @@ def test_fixture_rows_map_to_native_labels():
     assert {it.label for it in items} == {"Positif", "Negatif", "Netral"}
     spec = all_specs()["belebele-qa-mc"]
     items = get_kind(spec.kind).make_items(spec, "my", load_rows(spec.lang("my"), src))
-    assert [it.label for it in items] == ["B", "A"] and items[0].prompts[0]["choice2"] == "ရန်ကုန်"
+    # Burmese answer letters, as SEA-HELM's my prompts and data (v1 numeric labels mapped)
+    assert [it.label for it in items] == ["ခ", "က"] and items[0].prompts[0]["choice2"] == "ရန်ကုန်"
     spec = all_specs()["qa"]
     items = get_kind(spec.kind).make_items(spec, "ta", load_rows(spec.lang("ta"), src))
     assert items[0].label == ["சென்னை"]

@@ -27,7 +27,7 @@ from typing import Any, Callable
 from .. import io as sio
 from ..errors import ConfigError
 from .bootstrap import BOOTSTRAP_SEED, N_BOOTSTRAPS, bootstrap_task, combine, summarize, task_rng
-from .data import DataSource, MissingData, load_fewshot_rows, load_rows
+from .data import DataSource, MissingData, load_fewshot_rows
 from .reasoning import split_reasoning
 from .tasks import (SEA_LANGUAGES, Item, ItemScore, ScoreContext, TaskKind, TaskSpec, TurnOutput, get_kind, get_spec,
                     resolve_tasks)
@@ -241,7 +241,8 @@ class Runner:
                     continue
                 ls = spec.lang(lang)
                 try:
-                    rows = load_rows(ls, self.source, task=name)
+                    rows = kind.load_rows(spec, lang, self.source, model=self.engine or self.cfg.model,
+                                          limit=self.cfg.limit)  # generated tasks need the tokenizer
                 except MissingData as e:
                     self.notes.append(f"{lang}/{name}: skipped, {e}")
                     continue

@@ -35,3 +35,24 @@ def normalized_accuracy(golds: Sequence[Any], preds: Sequence[Any], chance: floa
     if chance >= 1.0:
         return 100.0 * ba
     return 100.0 * normalize_score(ba, chance, 1.0)
+
+
+# SEA-HELM's per-run pragmatics floor (constants.yaml `pragmatics_min_score`; src/aggregate_metrics.py)
+PRAGMATICS_MIN_SCORE = 0.5
+PRAGMATICS_PHENOMENA = ("scalar_implicatures", "presuppositions")
+
+
+def pragmatics_per_run(task_metrics: Sequence[dict], phenomena: Sequence[str] = PRAGMATICS_PHENOMENA) -> float:
+    """SEA-HELM's per-run pragmatics score: correct/total pooled over pragmatic-single and -pair per phenomenon,
+    the mean over phenomena, normalised with chance 0.5 (100 * max((acc - 0.5) / 0.5, 0)). `task_metrics` are
+    the metrics dicts of kind ``pragmatics`` (their ``correct:<p>`` / ``total:<p>`` counts); a phenomenon absent
+    from every task is skipped (SEA-HELM would divide by zero)."""
+    accs = []
+    for p in phenomena:
+        correct = sum(m.get(f"correct:{p}", 0.0) for m in task_metrics)
+        total = sum(m.get(f"total:{p}", 0.0) for m in task_metrics)
+        if total:
+            accs.append(correct / total)
+    if not accs:
+        return float("nan")
+    return 100.0 * normalize_score(sum(accs) / len(accs), PRAGMATICS_MIN_SCORE, 1.0)

@@ -79,7 +79,7 @@ from __future__ import annotations
 
 import importlib
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable, ClassVar
@@ -93,7 +93,8 @@ from ...io import read_yaml
 SEA_LANGUAGES = ("id", "vi", "th", "ta", "tl", "ms", "my")
 
 # Sub-packages of sealion.evaluate whose kinds/specs join the registry when importable.
-PLUGIN_PACKAGES = ("sealion.evaluate.tasks.kinds", "sealion.evaluate.ifeval", "sealion.evaluate.mtbench")
+PLUGIN_PACKAGES = ("sealion.evaluate.tasks.kinds", "sealion.evaluate.tasks.longcontext", "sealion.evaluate.ifeval",
+                   "sealion.evaluate.mtbench")
 
 _EVALUATE_DIR = Path(__file__).resolve().parent.parent
 
@@ -227,6 +228,16 @@ class TaskKind:
     base_model_ok: ClassVar[bool] = True  # False: skipped for base models (few-shot makes no sense)
 
     # 1. items -------------------------------------------------------------------------------------------
+    def load_rows(self, spec: TaskSpec, lang: str, source: Any, *, model: Any = None,
+                  limit: int | None = None) -> list[dict]:
+        """The rows of (spec, lang), read from the hub or `--data` (`sealion.evaluate.data`). Kinds that generate
+        their items (long-context haystacks) override this; `model` is the evaluated model's reference or opened
+        engine (for its tokenizer), `limit` the number of rows wanted (None: all)."""
+        from ..data import load_rows
+
+        rows = load_rows(spec.lang(lang), source, task=spec.name)
+        return rows[:limit] if limit else rows
+
     def make_items(self, spec: TaskSpec, lang: str, rows: list[dict]) -> list[Item]:
         ls = spec.lang(lang)
         items = []
@@ -389,9 +400,35 @@ def all_specs() -> dict[str, TaskSpec]:
     return specs
 
 
+def _parse_size(value: str) -> int:
+    v = value.strip().lower()
+    mult = 1000 if v.endswith("k") else 1
+    return int(float(v[:-1] if mult > 1 else v) * mult)
+
+
+def _variant(name: str, specs: dict[str, TaskSpec]) -> TaskSpec | None:
+    """``<task>@<value>``: a copy of a spec that declares `parameter: <option>` with that option set
+    (``niah-multikey@32k`` -> context_size 32000). None when `name` is no such variant."""
+    base, sep, value = name.partition("@")
+    spec = specs.get(base)
+    if not sep or spec is None or not spec.options.get("parameter"):
+        return None
+    option = spec.options["parameter"]
+    try:
+        parsed = _parse_size(value)
+    except ValueError:
+        raise ConfigError(f"task {name!r}: {value!r} is not a number for {option} (e.g. {base}@32k)") from None
+    if parsed <= 0:
+        raise ConfigError(f"task {name!r}: {option} must be positive")
+    return replace(spec, name=name, options={**spec.options, option: parsed})
+
+
 def get_spec(name: str) -> TaskSpec:
     specs = all_specs()
     if name not in specs:
+        variant = _variant(name, specs)
+        if variant is not None:
+            return variant
         raise ConfigError(f"unknown task {name!r} (known: {', '.join(sorted(specs))})")
     return specs[name]
 
@@ -412,7 +449,11 @@ def task_sets() -> dict[str, dict[str, list[str]]]:
 def resolve_tasks(names: list[str], languages: list[str] | None = None) -> dict[str, list[str]]:
     """--tasks/--languages -> {language: [task names]}, keeping only (task, language) pairs that exist."""
     sets = task_sets()
-    specs = all_specs()
+    specs = dict(all_specs())
+    named = [n for n in names if n not in sets] + [t for n in names for ts in sets.get(n, {}).values() for t in ts]
+    for name in named:  # parametrised variants (niah-multikey@32k), on the command line or in a set
+        if name not in specs and (variant := _variant(name, specs)) is not None:
+            specs[name] = variant
     plan: dict[str, list[str]] = {}
     for name in names:
         if name in sets:

@@ -1,13 +1,13 @@
 """The built-in task kinds: choice (classification / multiple choice), minimal-pairs (LINDSEA syntax),
-extractive-qa, summarization, translation."""
+pragmatics (LINDSEA pragmatics), extractive-qa, summarization, translation."""
 
 from __future__ import annotations
 
 from collections import defaultdict
 from typing import Any
 
-from ..extraction import extract_choice, extract_text
-from ..metrics import chrf_pp, normalized_accuracy, qa_f1, rouge_l_f1
+from ..extraction import extract_choice, extract_text, gold_labels
+from ..metrics import chrf_pp, normalize_score, normalized_accuracy, qa_f1, rouge_l_f1
 from . import Item, ItemScore, ScoreContext, TaskKind, TaskSpec, TurnOutput, register_kind
 
 
@@ -21,12 +21,20 @@ class ChoiceKind(TaskKind):
 
     name = "choice"
 
+    @staticmethod
+    def lindsea(spec: TaskSpec) -> bool:
+        """LINDSEA's extraction (case-sensitive tag search, `(labels)*`); `case_sensitive: true` is the old name."""
+        return spec.options.get("extraction") == "lindsea" or bool(spec.options.get("case_sensitive"))
+
     def score(self, spec, lang, items, outputs, ctx):
         ls = spec.lang(lang)
-        case = not spec.options.get("case_sensitive", False)
+        # SEA-HELM's regex and lookup table hold the distinct gold labels of the scored data, not the label set
+        # the prompt offers (Tamil pragmatic-pair: 2 labels, so "பொய்ஆம்" is பொய்)
+        labels = gold_labels([it.label for it in items], ls.labels) or ls.labels
+        lindsea = self.lindsea(spec)
         out = []
         for item, turns in zip(items, outputs):
-            pred = extract_choice(_answer(turns), ls.prompt.answer_tag, ls.labels, ignore_case=case)
+            pred = extract_choice(_answer(turns), ls.prompt.answer_tag, labels, lindsea=lindsea)
             out.append(ItemScore(score=float(pred is not None and pred == item.label), extracted=pred))
         return out
 
@@ -47,21 +55,55 @@ class ChoiceKind(TaskKind):
         return cands[:k]
 
 
+def _phenomenon(item: Item) -> Any:
+    return item.metadata.get("linguistic_phenomenon", "all")
+
+
 @register_kind
 class MinimalPairsKind(ChoiceKind):
-    """LINDSEA syntax: accuracy per linguistic phenomenon, macro-averaged, then chance-normalised."""
+    """LINDSEA syntax (mp-r). Two numbers, because SEA-HELM's leaderboard and its per-run code disagree:
+
+    * ``normalized_accuracy`` (the leaderboard's, aggregated): balanced accuracy over the gold labels (A/B),
+      normalised by chance 1/#gold labels -- what every choice task gets;
+    * ``phenomenon_normalized_accuracy`` (SEA-HELM's per-run ``MinimalPairsMetric``): plain accuracy per linguistic
+      phenomenon, macro-averaged over phenomena, normalised by the same chance.
+
+    A slice with one gold class (``--limit 2``) has chance 1: both are then the unnormalised accuracy and
+    ``degenerate_slice`` is 1 (SEA-HELM divides by zero there).
+    """
 
     name = "minimal-pairs"
 
     def task_metrics(self, spec, lang, items, scores):
+        m = super().task_metrics(spec, lang, items, scores)
         by: dict[Any, list[float]] = defaultdict(list)
         for it, s in zip(items, scores):
-            by[it.metadata.get("linguistic_phenomenon", "all")].append(s.score or 0.0)
+            by[_phenomenon(it)].append(s.score or 0.0)
         acc = sum(sum(v) / len(v) for v in by.values()) / len(by) if by else 0.0
-        n = len({str(it.label) for it in items}) or 2
-        chance = spec.chance if spec.chance is not None else 1.0 / n
-        return {spec.metric: 100.0 * max((acc - chance) / (1 - chance), 0.0),
-                "null_count": float(sum(1 for s in scores if s.extracted is None))}
+        n = len({str(it.label) for it in items})
+        chance = spec.chance if spec.chance is not None else (1.0 / n if n else 0.0)
+        m["phenomenon_normalized_accuracy"] = 100.0 * (acc if chance >= 1.0 else normalize_score(acc, chance, 1.0))
+        m["degenerate_slice"] = float(n < 2)
+        return m
+
+
+@register_kind
+class PragmaticsKind(ChoiceKind):
+    """LINDSEA pragmatics (pragmatic-single / pragmatic-pair). The score is the leaderboard's: chance-normalised
+    balanced accuracy with chance 1/#distinct gold labels (1/4 for id pragmatic-single). The metrics also carry
+    ``correct:<phenomenon>`` / ``total:<phenomenon>`` so SEA-HELM's per-run number, pooled over the two tasks and
+    normalised by 0.5, can be rebuilt with `sealion.evaluate.metrics.pragmatics_per_run`."""
+
+    name = "pragmatics"
+
+    def task_metrics(self, spec, lang, items, scores):
+        m = super().task_metrics(spec, lang, items, scores)
+        for it, s in zip(items, scores):
+            p = _phenomenon(it)
+            m[f"correct:{p}"] = m.get(f"correct:{p}", 0.0) + float((s.score or 0) >= 1)
+            m[f"total:{p}"] = m.get(f"total:{p}", 0.0) + 1.0
+        m["degenerate_slice"] = float(len({str(it.label) for it in items}) < 2)
+        return m
 
 
 @register_kind
