@@ -59,7 +59,7 @@ def stderr(values: Sequence[float]) -> float:
 def summary(vec: Sequence[float]) -> dict[str, float]:
     vals = [float(v) for v in vec]
     if not vals or any(math.isnan(v) for v in vals):
-        return {"mean": float("nan"), "stderr": float("nan")}
+        return {"mean": None, "stderr": None}  # no value (JSON null; NaN would not compare equal to itself)
     return {"mean": statistics.mean(vals), "stderr": stderr(vals)}
 
 
@@ -144,8 +144,8 @@ def aggregate(tasks: list[TaskRuns], *, n_boot: int = N_BOOTSTRAPS, seed: int = 
                  max((len(r) for r in t.scores if r), default=0), "n_runs": reps["n_runs"], "group": t.group,
                  "multiple_choice": is_multiple_choice(t.labels), "incomplete": reps["incomplete"],
                  "per_run": list(t.per_run_code),
-                 "per_run_code": {"mean": statistics.mean(t.per_run_code) if t.per_run_code else float("nan"),
-                                  "stderr": stderr(t.per_run_code)},
+                 "per_run_code": {"mean": _mean(t.per_run_code),
+                                  "stderr": stderr(t.per_run_code) if _mean(t.per_run_code) is not None else None},
                  **t.extra}
         if t.excluded:
             entry["excluded_from_average"] = t.excluded
@@ -173,7 +173,7 @@ def aggregate(tasks: list[TaskRuns], *, n_boot: int = N_BOOTSTRAPS, seed: int = 
         for comp in list(comps):
             units = vecs.get(lang, {}).get(comp)
             if not units:
-                comps[comp]["total"] = {"mean": float("nan"), "stderr": float("nan"), "raw": summary([]),
+                comps[comp]["total"] = {"mean": None, "stderr": None, "raw": summary([]),
                                         "note": "every task of this competency is left out of the averages"}
                 continue
             pair = (_mean_vec([u[0] for u in units.values()]), _mean_vec([u[1] for u in units.values()]))
@@ -182,11 +182,11 @@ def aggregate(tasks: list[TaskRuns], *, n_boot: int = N_BOOTSTRAPS, seed: int = 
         if comp_pairs:
             lang_vecs[lang] = (_mean_vec([p[0] for p in comp_pairs]), _mean_vec([p[1] for p in comp_pairs]))
             lang_code = [comps[c]["total"]["per_run_code"]["mean"] for c in comps
-                         if "per_run_code" in comps[c]["total"]]
+                         if "per_run_code" in comps[c]["total"] and comps[c]["total"]["per_run_code"]["mean"] is not None]
             comps["total"] = {**_both(*lang_vecs[lang]),
-                              "per_run_code": {"mean": statistics.mean(lang_code) if lang_code else float("nan")}}
+                              "per_run_code": {"mean": _mean(lang_code)}}
         else:
-            comps["total"] = {"mean": float("nan"), "stderr": float("nan"), "raw": summary([])}
+            comps["total"] = {"mean": None, "stderr": None, "raw": summary([])}
         if expected is not None:
             missing = [x for x in expected.get(lang, []) if not any(x in c for c in comps.values() if isinstance(c, dict))]
             comps["total"]["complete"] = not missing and not any(s.startswith(lang + "/") for s in incomplete)
@@ -213,6 +213,12 @@ def _per_run_code(units: dict[str, list[list[float]]]) -> dict[str, float]:
             per_unit.append([statistics.mean(m[r] for m in members) for r in range(n)])
     n = min((len(u) for u in per_unit), default=0)
     if not n:
-        return {"mean": float("nan")}
-    per_run = [statistics.mean(u[r] for u in per_unit) for r in range(n)]
-    return {"mean": statistics.mean(per_run), "per_run": per_run}
+        return {"mean": None}
+    per_run = [_mean([u[r] for u in per_unit]) for r in range(n)]
+    return {"mean": _mean(per_run), "per_run": per_run}
+
+
+def _mean(xs: Sequence[float | None]) -> float | None:
+    """Mean, or None when a value is missing (None / NaN) or there is none."""
+    vals = [float(x) for x in xs if x is not None and not math.isnan(float(x))]
+    return statistics.mean(vals) if vals and len(vals) == len(xs) else None

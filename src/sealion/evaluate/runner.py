@@ -652,9 +652,9 @@ def _numeric(d: dict) -> dict:
     return {k: (float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else v) for k, v in d.items()}
 
 
-def _main_value(spec: TaskSpec, metrics: dict) -> float:
+def _main_value(spec: TaskSpec, metrics: dict) -> float | None:
     v = metrics.get("score", metrics.get(spec.metric))
-    return float(v) if isinstance(v, (int, float)) else float("nan")
+    return float(v) if isinstance(v, (int, float)) and not math.isnan(float(v)) else None
 
 
 def _metric_name(spec: TaskSpec, run_metrics: list[dict]) -> str:
