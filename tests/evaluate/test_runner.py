@@ -27,6 +27,7 @@ def test_end_to_end_on_fixtures_and_cache(tiny_text_dir, tmp_path):
     tasks = ["sentiment", "causal", "qa", "abssum", "belebele-qa-mc", "translation-en-xx", "global-mmlu-lite"]
     res = run_eval(_cfg(tiny_text_dir, tmp_path / "r", tasks=tasks, limit=1))
     assert res["mode"] == "instruct (0-shot)"
+    assert res["prompts"]["source"] == "sealion" and "not leaderboard-comparable" in res["prompts"]["note"]
     r = res["results"]
     assert set(r) == {"id", "th", "ta", "vi", "my", "ms"}
     assert r["id"]["nlu"]["sentiment"]["n_runs"] == 2 and r["id"]["nlu"]["sentiment"]["n_items"] == 1
@@ -46,6 +47,8 @@ def test_end_to_end_on_fixtures_and_cache(tiny_text_dir, tmp_path):
     assert html.count("<svg") >= 2 and "<metadata>" not in html
     assert not any(x in html for x in ('src="http', "href='http", 'href="http', "<link", "<script"))  # offline
     assert "| id | nlu | sentiment |" in (tmp_path / "r/results.md").read_text()
+    assert "not leaderboard-comparable" in (tmp_path / "r/results.md").read_text()
+    assert r["th"]["nlg"]["translation-en-xx"]["excluded_from_average"]  # chrF++ only: not in the averages
     # a rerun is served from the cache, with identical results
     again = run_eval(_cfg(tiny_text_dir, tmp_path / "r", tasks=tasks, limit=1))
     assert again["timing"]["generated"] == 0 and again["timing"]["cached"] == 14
@@ -169,3 +172,36 @@ def test_end_to_end_over_openai_compatible_endpoint(tiny_text_dir, tmp_path):
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+@pytest.mark.parametrize("generation_config, expected", [
+    ({}, {"temperature": 1.0, "top_p": 1.0, "top_k": 0, "do_sample": True}),  # vLLM's defaults: sampling
+    ({"do_sample": False}, {"temperature": 1.0, "top_p": 1.0, "top_k": 0, "do_sample": True}),  # vLLM ignores it
+    ({"temperature": 0.6, "top_k": 64, "top_p": 0.95}, {"temperature": 0.6, "top_p": 0.95, "top_k": 64, "do_sample": True}),
+    ({"top_k": 50}, {"temperature": 1.0, "top_p": 1.0, "top_k": 0, "do_sample": True}),  # transformers' default: dropped
+    ({"temperature": 0.0}, {"temperature": 0.0, "top_p": 1.0, "top_k": 0, "do_sample": False}),
+])
+def test_seahelm_sampling_rule(generation_config, expected):
+    from sealion.evaluate.runner import seahelm_sampling
+
+    assert seahelm_sampling(generation_config) == expected
+
+
+def test_model_without_do_sample_is_sampled_not_greedy(tmp_path):
+    """SEA-HELM's runs differ from each other on a model whose generation_config has no do_sample."""
+    (tmp_path / "generation_config.json").write_text(json.dumps({"bos_token_id": 2, "eos_token_id": 1}))
+    runner = Runner(EvalConfig(model=str(tmp_path), out=str(tmp_path / "o"), progress=False))
+    assert not runner.greedy and runner.sampling["temperature"] == 1.0 and runner.sampling["do_sample"]
+    assert Runner(EvalConfig(model=str(tmp_path), out=str(tmp_path / "o"), temperature=0)).greedy
+    assert Runner(EvalConfig(model="http://localhost:1/v1", out=str(tmp_path / "o"))).sampling == {}
+
+
+def test_budget_counts_separate_reasoning_and_max_tokens_cuts():
+    from sealion.evaluate.runner import budget_counts
+    from sealion.evaluate.tasks import TurnOutput
+
+    outputs = [[TurnOutput(text="<think>...", answer="", reasoning="...", finish_reason="length")],
+               [TurnOutput(text="Jawa", answer="", finish_reason="length")],
+               [TurnOutput(text="Jawaban: A", answer="Jawaban: A", finish_reason="length")],
+               [TurnOutput(text="Jawaban: B", answer="Jawaban: B")]]
+    assert budget_counts(outputs) == {"empty_cut_in_reasoning": 1, "empty_cut_at_max_tokens": 1, "hit_length": 3}

@@ -123,6 +123,10 @@ def _hub_rows(ls: LanguageSpec, split: str) -> list[dict]:
 
 
 def load_rows(ls: LanguageSpec, source: DataSource, *, task: str = "") -> list[dict]:
+    if ls.source.file:  # a file the spec names directly (the SEA-HELM tree's own data)
+        if not Path(ls.source.file).is_file():
+            raise MissingData(f"task {task!r} [{ls.lang}]: {ls.source.file} does not exist")
+        return read_local_jsonl(Path(ls.source.file))
     if source.kind == "hub":
         return _hub_rows(ls, ls.source.split)
     path = _local_file(ls, source, "eval")
@@ -135,6 +139,9 @@ def load_rows(ls: LanguageSpec, source: DataSource, *, task: str = "") -> list[d
 def load_fewshot_rows(ls: LanguageSpec, source: DataSource, *, task: str = "") -> list[dict]:
     """Few-shot pool (base models). Missing pool -> [] (the runner then falls back to zero-shot)."""
     try:
+        if ls.source.file:
+            fs = ls.source.fewshot_file
+            return read_local_jsonl(Path(fs)) if fs and Path(fs).is_file() else []
         if source.kind == "hub":
             return _hub_rows(ls, ls.source.fewshot_split) if ls.source.fewshot_split else []
         path = _local_file(ls, source, "fewshot")

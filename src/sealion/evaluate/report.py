@@ -16,7 +16,16 @@ from ..charts import grouped_bars
 def _fmt(e: dict | None) -> str:
     if not e or e.get("mean") is None or (isinstance(e["mean"], float) and math.isnan(e["mean"])):
         return "–"
-    return f"{e['mean']:.2f} ± {e['stderr']:.2f}"
+    text = f"{e['mean']:.2f} ± {e['stderr']:.2f}"
+    if e.get("excluded_from_average"):
+        text += " (not averaged)"
+    if e.get("incomplete"):
+        text += " (incomplete)"
+    return text
+
+
+def _raw(e: dict | None) -> str:
+    return _fmt((e or {}).get("raw"))
 
 
 def leaderboard_rows(results: dict) -> list[tuple[str, str, str, dict]]:
@@ -27,7 +36,7 @@ def leaderboard_rows(results: dict) -> list[tuple[str, str, str, dict]]:
             if comp == "total":
                 continue
             for task, e in tasks.items():
-                if task != "total":
+                if task not in ("total", "groups"):
                     rows.append((lang, comp, task, e))
             rows.append((lang, comp, "total", tasks["total"]))
         rows.append((lang, "total", "", comps["total"]))
@@ -38,20 +47,31 @@ def markdown_table(results: dict) -> str:
     out = [f"# sealion eval: {results.get('model')}", "",
            f"mode: {results.get('mode')} · runs: {results.get('runs')} · data: {results.get('data')}"
            + (f" · limit: {results['limit']}" if results.get("limit") else ""), ""]
+    prompts = results.get("prompts") or {}
+    if prompts.get("note"):
+        out += [f"prompts: {prompts.get('source')} — {prompts['note']}", ""]
     sea = results.get("sea_average")
     if sea:
-        flag = "" if sea.get("complete") else f" (over {', '.join(sea['languages'])} only)"
-        out += [f"**SEA average: {_fmt(sea)}**{flag}", ""]
+        flag = "" if sea.get("complete") else f" (incomplete: over {', '.join(sea['languages'])} only, or a run is missing)"
+        out += [f"**SEA average: {_fmt(sea)}** (normalised; raw {_raw(sea)}){flag}", ""]
     langs = list(results.get("results", {}))
-    out += ["| language | score |", "|---|---|"] + [f"| {lang} | {_fmt(results['results'][lang]['total'])} |" for lang in langs]
-    out += ["", "| language | competency | task | metric | score (mean ± stderr) | items |", "|---|---|---|---|---|---|"]
+    out += ["| language | score (normalised) | raw |", "|---|---|---|"] + [
+        f"| {lang} | {_fmt(results['results'][lang]['total'])} | {_raw(results['results'][lang]['total'])} |"
+        for lang in langs]
+    out += ["", "| language | competency | task | metric | score (mean ± stderr) | raw | per-run code | items | "
+            "empty (cut) |", "|---|---|---|---|---|---|---|---|---|"]
     for lang, comp, task, e in leaderboard_rows(results):
         if comp == "total":
-            out.append(f"| **{lang}** | **total** | | | **{_fmt(e)}** | |")
+            out.append(f"| **{lang}** | **total** | | | **{_fmt(e)}** | {_raw(e)} | | | |")
         elif task == "total":
-            out.append(f"| {lang} | *{comp}* | *total* | | *{_fmt(e)}* | |")
+            out.append(f"| {lang} | *{comp}* | *total* | | *{_fmt(e)}* | {_raw(e)} | | | |")
         else:
-            out.append(f"| {lang} | {comp} | {task} | {e.get('metric', '')} | {_fmt(e)} | {e.get('n_items', '')} |")
+            code = (e.get("per_run_code") or {}).get("mean")
+            code_s = f"{code:.2f}" if isinstance(code, float) and not math.isnan(code) else "–"
+            b = e.get("budget") or {}
+            cut = sum((b.get(k) or {}).get("mean", 0) for k in ("empty_cut_in_reasoning", "empty_cut_at_max_tokens"))
+            out.append(f"| {lang} | {comp} | {task} | {e.get('metric', '')} | {_fmt(e)} | {_raw(e)} | {code_s} | "
+                       f"{e.get('n_items', '')} | {cut:g} |")
     if results.get("notes"):
         out += ["", "Notes:"] + [f"- {n}" for n in results["notes"]]
     return "\n".join(out) + "\n"

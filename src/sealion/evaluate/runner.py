@@ -26,7 +26,8 @@ from typing import Any, Callable
 
 from .. import io as sio
 from ..errors import ConfigError
-from .bootstrap import BOOTSTRAP_SEED, N_BOOTSTRAPS, bootstrap_task, combine, summarize, task_rng
+from . import seahelm_tree
+from .aggregate import BOOTSTRAP_SEED, N_BOOTSTRAPS, TaskRuns, aggregate
 from .data import DataSource, MissingData, load_fewshot_rows
 from .reasoning import split_reasoning
 from .tasks import (SEA_LANGUAGES, Item, ItemScore, ScoreContext, TaskKind, TaskSpec, TurnOutput, get_kind, get_spec,
@@ -58,6 +59,7 @@ class EvalConfig:
     seeds: list[int] | None = None
     judge: str | None = None
     metricx: str | None = None
+    seahelm: str | None = None  # a SEA-HELM checkout or seahelm_tasks tree: its tasks, prompts and settings
     n_bootstraps: int = N_BOOTSTRAPS
     bootstrap_seed: int = BOOTSTRAP_SEED
     progress: bool = True
@@ -135,19 +137,34 @@ def config_record(cfg: EvalConfig) -> dict:
     return record
 
 
-def greedy_on_disk(ref: str) -> bool:
-    """True when a local model decodes greedily by default (generation_config without do_sample): then every run's
-    output is the same whatever its seed, and the runs share one generation."""
-    if str(ref).startswith(("http://", "https://")):
-        return False  # the server's sampling defaults are unknown
+def generation_config_on_disk(ref: str) -> dict | None:
+    """A local model's generation_config.json ({} when it has none); None for endpoints and unknown refs."""
+    if not ref or str(ref).startswith(("http://", "https://")):
+        return None  # the server applies its own defaults
     try:
         from ..models import resolve
 
         path = Path(resolve(ref)) / "generation_config.json"
-        cfg = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+        return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
     except Exception:
-        return False
-    return not cfg.get("do_sample", False) or cfg.get("temperature", 1.0) == 0
+        return None
+
+
+# transformers' GenerationConfig defaults: vLLM reads only the keys that differ from them (`to_diff_dict`)
+_HF_DEFAULTS = {"temperature": 1.0, "top_p": 1.0, "top_k": 50}
+
+
+def seahelm_sampling(generation_config: dict | None) -> dict:
+    """SEA-HELM's sampling: vLLM with the model's generation_config merged over vLLM's defaults (temperature 1.0,
+    top_p 1.0, top_k disabled). vLLM ignores `do_sample`, and takes only values that differ from transformers'
+    defaults, so a config without do_sample still samples, and an explicit top_k 50 means no top-k.
+    -> SamplingParams fields (temperature 0 -> greedy)."""
+    gc = {k: v for k, v in (generation_config or {}).items() if k in _HF_DEFAULTS and v is not None
+          and v != _HF_DEFAULTS[k]}
+    temperature = float(gc.get("temperature", 1.0))
+    top_k = int(gc.get("top_k", 0))
+    return {"temperature": temperature, "top_p": float(gc.get("top_p", 1.0)), "top_k": top_k if top_k > 0 else 0,
+            "do_sample": temperature > 0}
 
 
 def render_base_prompt(preamble: str, shots: list[tuple[str, str]], user: str) -> str:
@@ -202,9 +219,20 @@ class Runner:
         self.model_key = model_key(cfg.model or getattr(cfg.engine, "name", "engine"))
         self.notes: list[str] = []
         self.stats = {"generated": 0, "cached": 0, "errors": 0, "gen_seconds": 0.0}
+        self.tree = seahelm_tree.load_tree(str(cfg.seahelm)) if cfg.seahelm else None
+        self.sampling = self._sampling()
         # greedy decoding makes every run identical: generate once, share it across runs (key without seed)
-        self.greedy = cfg.temperature == 0 or (cfg.temperature is None and cfg.engine is None and bool(cfg.model)
-                                               and greedy_on_disk(cfg.model))
+        self.greedy = self.sampling.get("temperature") == 0
+
+    def _sampling(self) -> dict:
+        """--temperature, else SEA-HELM's rule over the model's generation_config; endpoints keep their defaults."""
+        if self.cfg.temperature is not None:
+            t = float(self.cfg.temperature)
+            return {"temperature": t, "do_sample": t > 0}
+        gc = generation_config_on_disk(self.cfg.model) if self.cfg.model else None
+        if gc is None:
+            return {}
+        return seahelm_sampling(gc)
 
     # ----------------------------------------------------------------------------------------- engine
     def _open_engine(self):
@@ -228,13 +256,32 @@ class Runner:
         return self.engine
 
     # ----------------------------------------------------------------------------------------- plan
+    def _planned(self) -> list[tuple[str, TaskSpec]]:
+        """(language, spec) pairs, task by task: SEA-HELM's config order with a tree, else the set's order."""
+        if self.tree is not None:
+            plan = self.tree.resolve_plan(self.cfg.tasks, self.cfg.languages)
+            self.expected = plan
+            return [(lang, self.tree.spec(key)) for key in self.tree.tasks for lang in self.tree.tasks[key]["languages"]
+                    if key in plan.get(lang, [])]
+        plan = resolve_tasks(self.cfg.tasks, self.cfg.languages)
+        self.expected = plan
+        order = list(dict.fromkeys(t for tasks in plan.values() for t in tasks))
+        return [(lang, get_spec(name)) for name in order for lang in plan if name in plan[lang]]
+
     def plan(self, *, base_model: bool) -> list[Unit]:
         units = []
         chat_only = 0
-        for lang, task_names in resolve_tasks(self.cfg.tasks, self.cfg.languages).items():
-            for name in task_names:
-                spec = get_spec(name)
-                kind = get_kind(spec.kind)
+        for lang, spec in self._planned():
+                name = spec.name
+                if not spec.kind:
+                    self.notes.append(f"{lang}/{name}: skipped, sealion has no task kind for SEA-HELM's "
+                                      f"{spec.options.get('seahelm_metric_class')}")
+                    continue
+                try:
+                    kind = get_kind(spec.kind)
+                except ConfigError:
+                    self.notes.append(f"{lang}/{name}: skipped, task kind {spec.kind!r} is not available")
+                    continue
                 if base_model and (not spec.base_model or not kind.base_model_ok):
                     self.notes.append(f"{lang}/{name}: skipped for base models")
                     chat_only += 1
@@ -249,6 +296,8 @@ class Runner:
                 if self.cfg.limit:
                     rows = rows[: self.cfg.limit]
                 items = kind.make_items(spec, lang, rows)
+                if self.tree is not None and ls.labels:  # SEA-HELM's label set: the distinct gold labels
+                    ls.labels = seahelm_tree.gold_labels(items) or ls.labels
                 fewshot: list[Item] = []
                 if base_model:
                     fewshot = kind.make_items(spec, lang, load_fewshot_rows(ls, self.source, task=name))
@@ -275,6 +324,10 @@ class Runner:
 
     def _shots(self, u: Unit, item: Item) -> list[tuple[str, str]]:
         k = FEWSHOT_K if self.cfg.shots is None else self.cfg.shots
+        if self.tree is not None:
+            if self.cfg.shots is None:
+                k = int(u.spec.options.get("seahelm_fewshot_base", FEWSHOT_K))
+            return seahelm_tree.select_examples(u.spec, item, u.fewshot, k)  # type: ignore[return-value]
         if k <= 0:
             return []
         pool_fn = getattr(u.kind, "fewshot_pool", None)
@@ -288,15 +341,19 @@ class Runner:
         """-> (payload for hashing/logging, engine request). Chat for instruct models, completion for base."""
         from ..engine.types import ChatRequest, CompletionRequest, SamplingParams
 
+        stop = (self.tree.fewshot_stop() if self.tree is not None and self.base_model
+                else list(u.kind.stop(u.spec, u.lang, bool(self.base_model))))
+        params = SamplingParams(max_new_tokens=self._max_tokens(u), seed=seed, stop=stop, **self.sampling)
+        sampling = {k: v for k, v in self.sampling.items() if k != "temperature"}
+        if self.tree is not None:
+            return self._tree_request(u, item, turn, history, seed, params, sampling)
         users = u.kind.user_turns(u.spec, u.lang, item)
-        params = SamplingParams(max_new_tokens=self._max_tokens(u), seed=seed, temperature=self.cfg.temperature,
-                                stop=list(u.kind.stop(u.spec, u.lang, bool(self.base_model))))
         if self.base_model:
             pre = u.kind.preamble(u.spec, u.lang, item)
             body = users[0][len(pre):].lstrip("\n") if pre and users[0].startswith(pre) else users[0]
             prompt = render_base_prompt(pre, self._shots(u, item), body)
             payload = {"prompt": prompt, "max_tokens": params.max_new_tokens, "stop": params.stop,
-                       "seed": None if self.greedy else seed, "temperature": params.temperature}
+                       "seed": None if self.greedy else seed, "temperature": params.temperature, **sampling}
             return payload, CompletionRequest(prompt=prompt, params=params, id=item.id)
         messages: list[dict[str, str]] = []
         for t in range(turn + 1):
@@ -304,7 +361,28 @@ class Runner:
             if t < turn:
                 messages.append({"role": "assistant", "content": history[t].answer})
         payload = {"messages": messages, "max_tokens": params.max_new_tokens, "stop": params.stop,
-                   "seed": None if self.greedy else seed, "think": self.cfg.think, "temperature": params.temperature}
+                   "seed": None if self.greedy else seed, "think": self.cfg.think, "temperature": params.temperature,
+                   **sampling}
+        return payload, ChatRequest(messages=messages, params=params, enable_thinking=self.cfg.think, id=item.id)
+
+    def _tree_request(self, u: Unit, item: Item, turn: int, history: list[TurnOutput], seed: int, params, sampling):
+        """SEA-HELM's assembly from the tree's templates (seahelm_tree.contents), byte for byte."""
+        from ..engine.types import ChatRequest, CompletionRequest
+
+        if self.base_model:
+            parts = seahelm_tree.contents(u.spec, u.lang, item, 0, self._shots(u, item))
+            prompt = seahelm_tree.render_base(self.tree, parts)
+            payload = {"prompt": prompt, "max_tokens": params.max_new_tokens, "stop": params.stop,
+                       "seed": None if self.greedy else seed, "temperature": params.temperature, **sampling}
+            return payload, CompletionRequest(prompt=prompt, params=params, id=item.id)
+        messages: list[dict[str, str]] = []
+        for t in range(turn + 1):
+            messages.append({"role": "user", "content": seahelm_tree.contents(u.spec, u.lang, item, t)[-1]})
+            if t < turn:
+                messages.append({"role": "assistant", "content": history[t].answer})
+        payload = {"messages": messages, "max_tokens": params.max_new_tokens, "stop": params.stop,
+                   "seed": None if self.greedy else seed, "think": self.cfg.think, "temperature": params.temperature,
+                   **sampling}
         return payload, ChatRequest(messages=messages, params=params, enable_thinking=self.cfg.think, id=item.id)
 
     # ----------------------------------------------------------------------------------------- generation
@@ -382,7 +460,7 @@ class Runner:
             })
         text = "".join(json.dumps(r, ensure_ascii=False, default=str) + "\n" for r in rows)
         sio.write_text(self.out / "runs" / f"run_{run}" / u.lang / f"{u.spec.name}.jsonl", text)
-        return scores, {"metrics": metrics, "extras": _jsonable(extras)}
+        return scores, {"metrics": metrics, "extras": _jsonable(extras), "budget": budget_counts(outputs)}
 
     # ----------------------------------------------------------------------------------------- main
     def run(self) -> dict:
@@ -443,58 +521,85 @@ class Runner:
 
     # ----------------------------------------------------------------------------------------- aggregation
     def aggregate(self, per_task: dict) -> dict:
+        """The leaderboard's aggregation (aggregate.py) over the runs, tasks in plan order (SEA-HELM's config order
+        with a tree): one bootstrap generator for the whole evaluation."""
         cfg = self.cfg
-        tree: dict[str, dict] = {}
-        lang_vectors: dict[str, Any] = {}
+        task_runs: list[TaskRuns] = []
+        no_metricx = []
         for (lang, name), rec in per_task.items():
             u: Unit = rec["unit"]
-            score_runs: list[list[ItemScore]] = rec["scores"]
-            n_runs, n_items = len(score_runs), len(u.items)
-
-            def value(row, u=u, score_runs=score_runs):
-                picked = [score_runs[int(r)][i] for i, r in enumerate(row)]
-                return _main_value(u.spec, u.kind.task_metrics(u.spec, u.lang, u.items, picked))
-
-            reps = bootstrap_task(n_runs, n_items, value, n_boot=cfg.n_bootstraps,
-                                  rng=task_rng(cfg.bootstrap_seed, lang, name)) if n_items else _nan_vec(cfg.n_bootstraps)
-            mean, se = summarize(reps)
             run_metrics = [r["metrics"] for r in rec["runs"]]
-            entry = {"mean": mean, "stderr": se, "metric": _metric_name(u.spec, run_metrics), "n_items": n_items,
-                     "n_runs": n_runs, "group": u.spec.group, "kind": u.spec.kind,
-                     "per_run": [_main_value(u.spec, m) for m in run_metrics],
-                     "metrics": _mean_metrics(run_metrics), "_reps": reps}
+            labels = [it.label for it in u.items]
+            if any(lab is None for lab in labels):
+                labels = None  # no gold labels (IFEval, MT-Bench): not a multiple-choice task
+            used = _metric_name(u.spec, run_metrics)
+            excluded = None
+            if u.spec.kind == "translation" and not used.startswith("metricx"):
+                excluded = "MetricX-24 not run (--metricx): chrF++ is reported, but the leaderboard's translation " \
+                           "score is MetricX-24 only"
+                no_metricx.append(f"{lang}/{name}")
+            budgets = [r.get("budget", {}) for r in rec["runs"]]
+            extra: dict[str, Any] = {"kind": u.spec.kind, "metrics": _mean_metrics(run_metrics),
+                                     "budget": _budget_summary(budgets)}
             extras = [r["extras"] for r in rec["runs"] if r["extras"]]
             if extras:
-                entry["extras"] = extras[0] if len(extras) == 1 else extras
-            tree.setdefault(lang, {}).setdefault(u.spec.competency, {})[name] = entry
-        out: dict[str, Any] = {}
-        for lang, comps in tree.items():
-            comp_vecs = []
-            lang_out: dict[str, Any] = {}
-            for comp, tasks in comps.items():
-                units: dict[str, list] = {}
-                for name, e in tasks.items():
-                    units.setdefault(e["group"] or name, []).append(e["_reps"])
-                vec = combine([combine(v) for v in units.values()])
-                m, s = summarize(vec)
-                comp_vecs.append(vec)
-                lang_out[comp] = {**{n: _public(e) for n, e in tasks.items()}, "total": {"mean": m, "stderr": s}}
-            lvec = combine(comp_vecs)
-            lang_vectors[lang] = lvec
-            m, s = summarize(lvec)
-            lang_out["total"] = {"mean": m, "stderr": s}
-            out[lang] = lang_out
-        sea_langs = [lang for lang in SEA_LANGUAGES if lang in lang_vectors]
-        sea = None
-        if sea_langs:
-            m, s = summarize(combine([lang_vectors[lang] for lang in sea_langs]))
-            sea = {"mean": m, "stderr": s, "languages": sea_langs, "complete": len(sea_langs) == len(SEA_LANGUAGES)}
+                extra["extras"] = extras[0] if len(extras) == 1 else extras
+            scores = [[s.score for s in run] for run in rec["scores"]]
+            scores += [None] * (u.n_runs - len(scores))  # a run that did not finish: flagged incomplete
+            task_runs.append(TaskRuns(lang=lang, task=name, competency=u.spec.competency, scores=scores,
+                                      labels=labels, group=u.spec.group, metric=used,
+                                      per_run_code=[_main_value(u.spec, m) for m in run_metrics],
+                                      excluded=excluded, extra=extra))
+        agg = aggregate(task_runs, n_boot=cfg.n_bootstraps, seed=cfg.bootstrap_seed, sea_languages=SEA_LANGUAGES,
+                        expected=getattr(self, "expected", None))
+        notes = list(self.notes)
+        if no_metricx:
+            notes.append(f"translation without MetricX-24 ({', '.join(no_metricx)}): reported with chrF++ but left out "
+                         "of the NLG, language and SEA averages (the leaderboard's translation score is MetricX-24 "
+                         "only; pass --metricx DIR)")
+        if agg["incomplete_tasks"]:
+            notes.append(f"incomplete (a run is missing): {', '.join(agg['incomplete_tasks'])}")
+        if self.tree is not None:
+            prompts = {"source": "seahelm", "tree": str(self.tree.tasks_dir),
+                       "note": "prompts, answer tags, labels, few-shot examples and max_tokens taken from the SEA-HELM "
+                               "tree: leaderboard-comparable prompts"}
+        else:
+            prompts = {"source": "sealion",
+                       "note": "prompts are sealion's own task specs, not SEA-HELM's: not leaderboard-comparable "
+                               "(pass --seahelm PATH for SEA-HELM's prompts)"}
+            notes.insert(0, prompts["note"])
         return {
             "model": cfg.model, "mode": "base (5-shot)" if self.base_model else "instruct (0-shot)",
+            "prompts": prompts, "sampling": self.sampling or "the server's defaults",
             "think": cfg.think, "runs": cfg.runs, "seeds": self.seeds[: cfg.runs], "limit": cfg.limit,
             "data": self.source.describe(), "n_bootstraps": cfg.n_bootstraps, "bootstrap_seed": cfg.bootstrap_seed,
-            "results": out, "sea_average": sea, "notes": self.notes,
+            "results": agg["results"], "sea_average": agg["sea_average"],
+            "incomplete_tasks": agg["incomplete_tasks"], "excluded_tasks": agg["excluded_tasks"], "notes": notes,
+            "aggregation": "leaderboard: question-wise run bootstrap (mean, stderr with n-1; normalised, and raw under "
+                           "'raw'); per_run_code: SEA-HELM's per-run metric averaged over runs",
         }
+
+
+def budget_counts(outputs: list[list[TurnOutput]]) -> dict[str, int]:
+    """Items whose answer is empty because generation ran out of tokens: inside the reasoning (thinking budget)
+    or in the answer itself (max_tokens). SEA-HELM scores them as empty answers; here they are also counted."""
+    in_reasoning = in_answer = 0
+    for turns in outputs:
+        cut = [t for t in turns if t.finish_reason == "length" and not (t.answer or "").strip()]
+        if not cut:
+            continue
+        if any(t.reasoning for t in cut):
+            in_reasoning += 1
+        else:
+            in_answer += 1
+    return {"empty_cut_in_reasoning": in_reasoning, "empty_cut_at_max_tokens": in_answer,
+            "hit_length": sum(1 for turns in outputs if any(t.finish_reason == "length" for t in turns))}
+
+
+def _budget_summary(per_run: list[dict]) -> dict[str, Any]:
+    keys = sorted({k for d in per_run for k in d})
+    return {k: {"per_run": [d.get(k, 0) for d in per_run],
+                "mean": sum(d.get(k, 0) for d in per_run) / len(per_run) if per_run else 0.0} for k in keys}
 
 
 # --------------------------------------------------------------------------------------------------- small helpers
@@ -548,9 +653,9 @@ def _numeric(d: dict) -> dict:
     return {k: (float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else v) for k, v in d.items()}
 
 
-def _main_value(spec: TaskSpec, metrics: dict) -> float:
+def _main_value(spec: TaskSpec, metrics: dict) -> float | None:
     v = metrics.get("score", metrics.get(spec.metric))
-    return float(v) if isinstance(v, (int, float)) else float("nan")
+    return float(v) if isinstance(v, (int, float)) and not math.isnan(float(v)) else None
 
 
 def _metric_name(spec: TaskSpec, run_metrics: list[dict]) -> str:
@@ -569,16 +674,6 @@ def _mean_metrics(run_metrics: list[dict]) -> dict:
             if not isinstance(v, (int, float)):
                 out[k] = v
     return out
-
-
-def _public(e: dict) -> dict:
-    return {k: v for k, v in e.items() if not k.startswith("_")}
-
-
-def _nan_vec(n: int):
-    import numpy as np
-
-    return np.full(n, math.nan)
 
 
 def _jsonable(x: Any) -> Any:

@@ -119,6 +119,8 @@ class SourceSpec:
     fewshot_split: str | None = "examples"
     local: str | None = None
     local_fewshot: str | None = None
+    file: str | None = None  # an absolute jsonl path read whatever --data says (SEA-HELM tree files)
+    fewshot_file: str | None = None
 
 
 @dataclass
