@@ -43,6 +43,9 @@ def register(subparsers) -> None:
     p.add_argument("--metricx", default=None, help="local MetricX-24 model directory (translation); else chrF++")
     p.add_argument("--out", default="runs/eval", help="output directory (default runs/eval)")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    from ..engine.cli import add_backend_arg
+
+    add_backend_arg(p)
     p.set_defaults(func=run)
 
 
@@ -57,6 +60,10 @@ def run(args) -> int:
                      think_budget=args.think_budget, batch_size=args.batch_size, concurrency=args.concurrency,
                      max_tokens=args.max_tokens, temperature=args.temperature, shots=args.shots, judge=args.judge, metricx=args.metricx,
                      progress=not args.no_progress)
+    if args.backend == "llama.cpp":  # a .gguf run by llama.cpp: open it here, never dequantised
+        from ..engine import open_engine
+
+        cfg.engine = open_engine(args.model, backend="llama.cpp")
     results = run_eval(cfg)
     sys.stdout.write(markdown_table(results))
     t = results.get("timing", {})
