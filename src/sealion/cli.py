@@ -21,6 +21,7 @@ VERB_MODULES = [
     "sealion.distill.cli",  # distill capture|train
     "sealion.merge.cli",  # merge
     "sealion.recipe.cli",  # recipe
+    "sealion.export.cli",  # export, quantize-report
 ]
 
 

@@ -306,7 +306,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("--max-new-tokens: must be at least 1")
     tools = as_tools(load_tool_functions(args.tools))
     params = SamplingParams(max_new_tokens=args.max_new_tokens, temperature=args.temperature, seed=args.seed)
-    engine = open_engine(args.model)
+    engine = open_engine(args.model, backend=getattr(args, "backend", "auto"))
     try:
         color = sys.stdout.isatty() and not args.no_color
         session = ChatSession(engine, sys.stdout, Style(color), system=args.system, think=args.think, tools=tools,
@@ -335,6 +335,9 @@ def register(subparsers) -> None:
                    help="sampling temperature; 0 = greedy (default: the model's generation_config)")
     p.add_argument("--seed", type=int, default=None, help="sampling seed, for repeatable replies")
     p.add_argument("--no-color", action="store_true", help="plain output even on a terminal")
+    from sealion.engine.cli import add_backend_arg
+
+    add_backend_arg(p)
     p.set_defaults(func=run)
 
 

@@ -16,6 +16,12 @@ def add_engine_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dtype", default=None, help="float32 (CPU default), bfloat16, float16")
     p.add_argument("--api-key", default=None, help="API key for an HTTP endpoint (or OPENAI_API_KEY)")
     p.add_argument("--served-model", default=None, help="model name to request from an HTTP endpoint")
+    add_backend_arg(p)
+
+
+def add_backend_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--backend", choices=["auto", "transformers", "llama.cpp"], default="auto",
+                   help="llama.cpp: run a .gguf file through llama.cpp in-process instead of dequantising it")
 
 
 def add_sampling_args(p: argparse.ArgumentParser, max_new_tokens: int = 128) -> None:
@@ -33,6 +39,8 @@ def engine_from_args(args, **kw):
 
     if str(args.model).startswith(("http://", "https://")):
         return open_engine(args.model, model=args.served_model, api_key=args.api_key, **kw)
+    if getattr(args, "backend", "auto") == "llama.cpp":
+        return open_engine(args.model, backend="llama.cpp")
     return open_engine(args.model, dtype=args.dtype, **kw)
 
 

@@ -46,6 +46,9 @@ def register(subparsers) -> None:
                         "examples and max_tokens taken from it (prompts byte-equal to SEA-HELM's)")
     p.add_argument("--out", default="runs/eval", help="output directory (default runs/eval)")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    from ..engine.cli import add_backend_arg
+
+    add_backend_arg(p)
     p.set_defaults(func=run)
 
 
@@ -61,6 +64,10 @@ def run(args) -> int:
                      max_tokens=args.max_tokens, temperature=args.temperature, shots=args.shots, judge=args.judge, metricx=args.metricx,
                      seahelm=args.seahelm,
                      progress=not args.no_progress)
+    if args.backend == "llama.cpp":  # a .gguf run by llama.cpp: open it here, never dequantised
+        from ..engine import open_engine
+
+        cfg.engine = open_engine(args.model, backend="llama.cpp")
     results = run_eval(cfg)
     sys.stdout.write(markdown_table(results))
     t = results.get("timing", {})
