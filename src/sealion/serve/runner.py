@@ -1,12 +1,80 @@
-"""Run the app with uvicorn: in the foreground (CLI) or in a background thread (tests, benchmarks)."""
+"""Run the app with uvicorn: in the foreground (CLI) or in a background thread (tests, benchmarks).
+
+The socket is bound before anything expensive (`bind_socket`), so a port in use is reported before the model
+loads. On Ctrl-C / SIGTERM the foreground server first closes the app (the model thread fails every running request
+with a `shutdown` error, so each open stream gets an error event and `[DONE]`), then lets uvicorn finish the
+responses, then joins the model thread, so the process never exits with a torch thread still running.
+"""
 
 from __future__ import annotations
 
+import errno
 import socket
+import sys
 import threading
 import time
+from typing import Callable
 
 import uvicorn
+
+from ..errors import ConfigError
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    """A listening-ready TCP socket on host:port, or a one-line ConfigError (port in use, bad address)."""
+    if not 0 <= port <= 65535:
+        raise ConfigError(f"--port: must be between 0 and 65535, got {port}")
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as e:
+        sock.close()
+        if e.errno == errno.EADDRINUSE:
+            raise ConfigError(f"{host}:{port}: address already in use (another server is running there; "
+                              "stop it or pick another --port)") from None
+        if e.errno == errno.EACCES:
+            raise ConfigError(f"{host}:{port}: permission denied (ports below 1024 need root; pick --port "
+                              "8000 or above)") from None
+        raise ConfigError(f"--host {host} --port {port}: cannot bind ({e.strerror or e})") from None
+    return sock
+
+
+def app_closer(app) -> Callable[[], None] | None:
+    """The app's close hook (stops the model thread after failing its requests), if it has one."""
+    close = getattr(app.state, "close", None)
+    if close is None:  # older apps: the scheduler is reachable through the server state
+        scheduler = getattr(getattr(app.state, "sealion", None), "scheduler", None)
+        close = getattr(scheduler, "close", None)
+    return close
+
+
+class _GracefulServer(uvicorn.Server):
+    """uvicorn.Server that closes the app as soon as the first exit signal arrives (not after the grace period),
+    so streams end with an error event instead of being cut when the grace period runs out."""
+
+    def __init__(self, config: uvicorn.Config, on_exit: Callable[[], None] | None):
+        super().__init__(config)
+        self._on_exit = on_exit
+        self._closing: threading.Thread | None = None
+        self.signalled: int | None = None
+
+    def handle_exit(self, sig, frame) -> None:
+        super().handle_exit(sig, frame)
+        # handled here: uvicorn would re-raise it after shutdown and turn a clean stop into a crash
+        self._captured_signals.clear()
+        self.signalled = sig
+        if self._on_exit is not None and self._closing is None:
+            # off the signal handler: close() joins the model thread
+            self._closing = threading.Thread(target=self._on_exit, name="sealion-close", daemon=True)
+            self._closing.start()
+
+    def finish_closing(self) -> None:
+        if self._closing is not None:
+            self._closing.join(30)
+        elif self._on_exit is not None:
+            self._on_exit()
 
 
 class ServerThread:
@@ -19,9 +87,7 @@ class ServerThread:
     def __init__(self, app, host: str = "127.0.0.1", port: int = 0, log_level: str = "warning"):
         self.app = app
         self.host = host
-        self._sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
-        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._sock.bind((host, port))
+        self._sock = bind_socket(host, port)
         self.port = self._sock.getsockname()[1]
         config = uvicorn.Config(app, log_level=log_level, lifespan="on", timeout_graceful_shutdown=5)
         self.server = uvicorn.Server(config)
@@ -54,5 +120,15 @@ class ServerThread:
         self.stop()
 
 
-def serve_forever(app, host: str, port: int, log_level: str = "info") -> None:
-    uvicorn.run(app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=5)
+def serve_forever(app, host: str, port: int, log_level: str = "info", sock: socket.socket | None = None) -> None:
+    """Serve in the foreground until Ctrl-C / SIGTERM; returns after a clean shutdown (the signal is handled)."""
+    sock = sock or bind_socket(host, port)
+    config = uvicorn.Config(app, log_level=log_level, lifespan="on", timeout_graceful_shutdown=5)
+    server = _GracefulServer(config, app_closer(app))
+    try:
+        server.run(sockets=[sock])
+    finally:
+        server.finish_closing()
+        sock.close()
+    if server.signalled is not None:
+        print("sealion serve: stopped", file=sys.stderr)
