@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from sealion.distill.losses import LossConfig, chunked_topk, sparse_divergence
 
 V, N, K = 40, 6, 7
+TEMPERATURES = (0.5, 1.0, 2.0, 4.0)
 
 
 def _setup(seed=0, k=K):
@@ -25,51 +26,75 @@ def _dense_kl(p, q):
     return torch.where(p > 0, p * (p.clamp_min(1e-300).log() - q.log()), torch.zeros_like(p)).sum(-1)
 
 
-def _dense_reference(student, ids, lps, tail, div, beta, T, missing):
-    """Naive full-vocabulary (zero) or bucketed (tail) computation with explicit dense tensors."""
-    q = F.softmax(student / T, -1)
-    if missing == "zero":
-        p = torch.zeros_like(q)
-        p.scatter_(-1, ids, F.softmax(lps / T, -1))
-        if div == "rkl":
-            qr = torch.zeros_like(q)
-            qr.scatter_(-1, ids, q.gather(-1, ids))
-            qr = qr / qr.sum(-1, keepdim=True)
-            return _dense_kl(qr, torch.where(p > 0, p, torch.ones_like(p))) * T * T
-    else:
-        onehot = torch.zeros(N, V, ids.shape[1] + 1, dtype=q.dtype)
-        onehot[:, :, -1] = 1.0
-        for n in range(N):
-            for j, v in enumerate(ids[n].tolist()):
-                onehot[n, v, -1] = 0.0
-                onehot[n, v, j] = 1.0
-        q = torch.einsum("nv,nvb->nb", q, onehot)
-        p = F.softmax(torch.cat([lps, tail[:, None]], -1) / T, -1)
+def _divergence(p, q, div, beta):
     if div == "fkl":
-        d = _dense_kl(p, q)
-    elif div == "rkl":
-        d = _dense_kl(q, p)
-    elif div == "jsd":
+        return _dense_kl(p, q)
+    if div == "rkl":
+        return _dense_kl(q, p)
+    if div == "jsd":
         m = beta * p + (1 - beta) * q
-        d = beta * _dense_kl(p, m) + (1 - beta) * _dense_kl(q, m)
-    else:
-        d = 0.5 * (p - q).abs().sum(-1)
-    return d * T * T
+        return beta * _dense_kl(p, m) + (1 - beta) * _dense_kl(q, m)
+    return 0.5 * (p - q).abs().sum(-1)
 
 
+def _full_vocab_reference(teacher_logits, student_logits, ids, div, beta, T, missing):
+    """Written from the definitions with full [N, V] softmaxes at temperature T, nothing taken from the capture:
+    `zero` = the teacher's tempered distribution restricted to `ids` and renormalised (the student renormalised
+    over the same ids for reverse KL), `tail` = both distributions summed into the k ids + one bucket."""
+    p = F.softmax(teacher_logits / T, -1)
+    q = F.softmax(student_logits / T, -1)
+    inside = torch.zeros_like(p, dtype=torch.bool).scatter_(-1, ids, True)
+    if missing == "zero":
+        pz = torch.where(inside, p, torch.zeros_like(p))
+        pz = pz / pz.sum(-1, keepdim=True)
+        if div == "rkl":
+            qz = torch.where(inside, q, torch.zeros_like(q))
+            qz = qz / qz.sum(-1, keepdim=True)
+            return _dense_kl(qz, torch.where(inside, pz, torch.ones_like(pz))) * T * T
+        return _divergence(pz, q, div, beta) * T * T
+    pb = torch.cat([p.gather(-1, ids), torch.where(inside, 0.0, p).sum(-1, keepdim=True)], -1)
+    qb = torch.cat([q.gather(-1, ids), torch.where(inside, 0.0, q).sum(-1, keepdim=True)], -1)
+    return _divergence(pb, qb, div, beta) * T * T
+
+
+@pytest.mark.parametrize("capture_T", [1.0, 2.0])
 @pytest.mark.parametrize("missing", ["zero", "tail"])
 @pytest.mark.parametrize("div,beta", [("fkl", 0.5), ("rkl", 0.5), ("jsd", 0.5), ("jsd", 0.1), ("jsd", 0.9), ("tvd", 0.5)])
-@pytest.mark.parametrize("T", [1.0, 2.0])
-def test_sparse_divergence_matches_dense_reference(missing, div, beta, T):
-    _, student, ids, lps, tail = _setup()
+@pytest.mark.parametrize("T", TEMPERATURES)
+def test_sparse_divergence_matches_full_vocabulary_reference(missing, div, beta, T, capture_T):
+    """The capture's top-k at capture_T plus the tail stored at T give the exact divergence at T."""
+    teacher, student, _, _, _ = _setup()
+    lps, ids = F.log_softmax(teacher / capture_T, -1).topk(K, -1)
+    tail_T = torch.log1p(-F.softmax(teacher / T, -1).gather(-1, ids).sum(-1))  # what the capture stores for T
     cfg = LossConfig(divergence=div, beta=beta, temperature=T, missing=missing)
-    got = sparse_divergence(student, ids, lps, tail, cfg)
+    got = sparse_divergence(student, ids, lps, tail_T, cfg, capture_temperature=capture_T)
     (g_got,) = torch.autograd.grad(got.sum(), student)
-    ref = _dense_reference(student, ids, lps, tail, div, beta, T, missing)
+    ref = _full_vocab_reference(teacher, student, ids, div, beta, T, missing)
     (g_ref,) = torch.autograd.grad(ref.sum(), student)
     assert torch.allclose(got.double(), ref, atol=1e-5, rtol=1e-4), (got, ref)
     assert torch.allclose(g_got.double(), g_ref, atol=1e-5, rtol=1e-4)
     assert (got >= -1e-6).all()
+
+
+def test_tempered_tail_needs_the_tail_at_that_temperature():
+    """Without the tail at T the loss refuses (the T=1 tail cannot give it); at T = capture_T it derives it."""
+    teacher, student, ids, lps, _ = _setup(seed=4)
+    with pytest.raises(ValueError, match="temperature 2.0"):
+        sparse_divergence(student, ids, lps, None, LossConfig(temperature=2.0, missing="tail"))
+    got = sparse_divergence(student, ids, lps, None, LossConfig(temperature=1.0, missing="tail"))
+    ref = _full_vocab_reference(teacher, student, ids, "fkl", 0.5, 1.0, "tail")
+    assert torch.allclose(got.double(), ref, atol=1e-5)
+
+
+def test_chunked_topk_stores_the_tail_at_each_temperature():
+    g = torch.Generator().manual_seed(6)
+    hidden, w = torch.randn(9, 8, generator=g), torch.randn(V, 8, generator=g)
+    ids, lps, tail, extra = chunked_topk(hidden, w, None, 6, chunk_size=4, tail_temperatures=(0.5, 2.0, 4.0))
+    logits = hidden @ w.T
+    for j, T in enumerate((0.5, 2.0, 4.0)):
+        mass = F.softmax(logits / T, -1).gather(-1, ids).sum(-1)
+        assert torch.allclose(extra[:, j].exp(), 1 - mass, atol=1e-5), T
+    assert torch.allclose(tail, torch.log1p(-lps.exp().sum(-1)), atol=1e-5)
 
 
 @pytest.mark.parametrize("T", [1.0, 2.0])

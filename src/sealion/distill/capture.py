@@ -42,6 +42,9 @@ class CaptureConfig:
     out: str
     k: int = 64
     temperature: float = 1.0
+    # temperatures whose tail mass is stored besides `temperature` (what training at those temperatures with
+    # missing="tail" needs; None: 1 and 2 in-process, none for vLLM, which returns only the top-k)
+    tail_temperatures: list[float] | None = None
     max_length: int = 2048
     shard_size: int = 256  # examples per shard
     batch_tokens: int = 4096  # tokens per teacher forward (examples are packed into rows)
@@ -63,6 +66,11 @@ class CaptureConfig:
             raise ConfigError(f"k must be >= 1, got {self.k}")
         if self.temperature <= 0:
             raise ConfigError(f"temperature must be > 0, got {self.temperature}")
+        if any(not t > 0 for t in self.tail_temperatures or []):
+            raise ConfigError(f"tail_temperatures must all be > 0, got {self.tail_temperatures}")
+        if self.backend != "transformers" and set(self.stored_tail_temperatures()) != {self.temperature}:
+            raise ConfigError(f"tail_temperatures: backend {self.backend!r} returns only the top-k, so only the tail "
+                              f"at the capture temperature ({self.temperature}) can be stored")
         if self.backend not in BACKENDS:
             raise ConfigError(f"backend must be one of {BACKENDS}, got {self.backend!r}")
         if self.shard_size < 1 or self.batch_tokens < 2 or self.batch_rows < 1:
@@ -74,9 +82,16 @@ class CaptureConfig:
         except ValueError as e:
             raise ConfigError(str(e)) from None
 
+    def stored_tail_temperatures(self) -> list[float]:
+        """Every temperature whose tail the capture stores, the capture temperature first."""
+        extra = ([1.0, 2.0] if self.backend == "transformers" else []) if self.tail_temperatures is None \
+            else self.tail_temperatures
+        return [float(self.temperature)] + sorted({float(t) for t in extra} - {float(self.temperature)})
+
     def identity(self) -> dict:
         """The settings a capture is defined by; a rerun must match them to resume or to be a no-op."""
         return {"teacher": self.teacher, "data": list(self.data), "k": self.k, "temperature": self.temperature,
+                "tail_temperatures": self.stored_tail_temperatures(),
                 "max_length": self.max_length, "shard_size": self.shard_size, "split": self.split,
                 "data_config": self.data_config, "limit": self.limit,
                 "codec": CodecConfig(self.step, self.compressor).to_dict()}
@@ -85,15 +100,19 @@ class CaptureConfig:
 class HFTeacher:
     """The teacher in-process: packed forward passes, top-k from chunked lm_head projections."""
 
-    def __init__(self, model, *, k: int, temperature: float, batch_tokens: int, batch_rows: int):
+    def __init__(self, model, *, k: int, temperature: float, batch_tokens: int, batch_rows: int,
+                 extra_temperatures: tuple[float, ...] = ()):
         self.model = model.eval()
         self.k, self.temperature = k, temperature
+        self.extra_temperatures = tuple(extra_temperatures)
         self.batch_tokens, self.batch_rows = batch_tokens, batch_rows
         self.device = next(model.parameters()).device
         self.softcap = softcap_of(model)
 
     @torch.no_grad()
-    def score(self, examples: list[Example]) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    def score(self, examples: list[Example]) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+        """Per example: top-k ids, log-probs, tail log-mass at the capture temperature, and [n, m] tails at the
+        extra temperatures."""
         results: list = [None] * len(examples)
         pad = self.model.config.get_text_config().pad_token_id or 0
         for batch_rows in batches_of(examples, batch_size=self.batch_rows, max_tokens=self.batch_tokens, pack_rows=True):
@@ -102,12 +121,13 @@ class HFTeacher:
             h = hidden_states(self.model, b.input_ids.to(self.device), b.position_ids.to(self.device))
             h = h[b.score_rows.to(self.device), b.score_cols.to(self.device)]
             # temperature is applied to the logits (softcap first, as the model does)
-            ids, lps, tails = chunked_topk(h, *output_projection(self.model), self.k, softcap=self.softcap,
-                                           temperature=self.temperature)
-            ids, lps, tails = ids.cpu().numpy(), lps.cpu().numpy(), tails.cpu().numpy()
+            res = chunked_topk(h, *output_projection(self.model), self.k, softcap=self.softcap,
+                               temperature=self.temperature, tail_temperatures=self.extra_temperatures)
+            ids, lps, tails = (x.cpu().numpy() for x in res[:3])
+            extra = res[3].cpu().numpy() if self.extra_temperatures else np.zeros((len(ids), 0), np.float32)
             flat = [i for row in batch_rows for i in row]
             for i, (s, e) in zip(flat, b.example_spans):
-                results[i] = (ids[s:e], lps[s:e], tails[s:e])
+                results[i] = (ids[s:e], lps[s:e], tails[s:e], extra[s:e])
         return results
 
 
@@ -145,7 +165,7 @@ class VLLMTeacher:
                 top = sorted(((lp.rank, tok, lp.logprob) for tok, lp in entries.items() if lp.rank <= self.k))
                 for j, (_, tok, lp) in enumerate(top[: self.k]):
                     ids[row, j], lps[row, j] = tok, lp
-            results.append((ids, lps, tail_logmass(lps).astype(np.float32)))
+            results.append((ids, lps, tail_logmass(lps).astype(np.float32), np.zeros((len(ids), 0), np.float32)))
         return results
 
 
@@ -155,8 +175,8 @@ def _read_manifest(out: Path) -> dict | None:
         return None
     try:
         return json.loads(mf.read_text())
-    except json.JSONDecodeError as e:
-        raise DataError(f"{mf}: invalid JSON ({e.msg})") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise DataError(f"{mf}: invalid JSON ({getattr(e, 'msg', e)})") from None
 
 
 def capture(cfg: CaptureConfig) -> dict:
@@ -197,6 +217,7 @@ def capture(cfg: CaptureConfig) -> dict:
     manifest = {
         "format": FORMAT, "identity": ident, "teacher": cfg.teacher, "tokenizer_fingerprint": tok_fp,
         "vocab_size": len(tokenizer), "k": cfg.k, "temperature": cfg.temperature,
+        "tail_temperatures": cfg.stored_tail_temperatures(),
         "codec": CodecConfig(cfg.step, cfg.compressor).to_dict(), "data_fingerprint": fp,
         "backend": cfg.backend, "num_examples": len(examples), "num_shards": n_shards,
         "shard_size": cfg.shard_size, "data_report": report.summary(), "complete": False,
@@ -227,7 +248,7 @@ def _make_teacher(cfg: CaptureConfig):
         local = int(__import__("os").environ.get("LOCAL_RANK", "0"))
         model = model.to(f"cuda:{local}")
     return HFTeacher(model, k=cfg.k, temperature=cfg.temperature, batch_tokens=cfg.batch_tokens,
-                     batch_rows=cfg.batch_rows)
+                     batch_rows=cfg.batch_rows, extra_temperatures=tuple(cfg.stored_tail_temperatures()[1:]))
 
 
 def _run_shards(cfg: CaptureConfig, out: Path, examples: list[Example], todo: list[int], rank: int) -> None:
@@ -248,7 +269,8 @@ def _run_shards(cfg: CaptureConfig, out: Path, examples: list[Example], todo: li
             ids = np.concatenate([s[0] for s in scored])
             lps = np.concatenate([s[1] for s in scored])
             tail = np.concatenate([s[2] for s in scored])
-            nbytes = write_shard(out / shard_name(i), shard, ids, lps, tail, codec)
+            extra = np.concatenate([s[3] for s in scored]).T
+            nbytes = write_shard(out / shard_name(i), shard, ids, lps, tail, codec, extra_tails=extra)
             done_tokens += sum(len(e.input_ids) for e in shard)
             if bar is not None:
                 bar.update(len(shard))

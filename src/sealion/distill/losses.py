@@ -1,15 +1,20 @@
 """Divergences between a sparse teacher distribution and the student, and the chunked KD + CE loss.
 
 Teacher rows come as the top-k ids, their log-probabilities (at the capture temperature, usually 1) and the log
-of the mass outside them. Two ways to handle that missing mass:
+of the mass outside them *at the training temperature*. Two ways to handle that missing mass:
 
 * ``zero``: the teacher's top-k renormalised, zero elsewhere. Forward KL, JSD and TVD are then exact
   full-vocabulary divergences between that zero-extended teacher and the full student softmax (the student's
   mass outside the top-k enters JSD and TVD in closed form). Reverse KL would be infinite, so it renormalises the
   student over the same k tokens (documented in docs/distill.md).
 * ``tail``: both distributions are collapsed to k+1 buckets (the k tokens, everything else); every divergence is
-  computed on the buckets. At temperature 1 the teacher's tail bucket is exact; at T != 1 it is treated as one
-  token (the same approximation as DistillKit's ``symmetric_uniform``).
+  computed on the buckets, exactly at every temperature. Tempering rescales the top-k log-probabilities by
+  T_capture / T, which fixes their ratios but not their total: the tempered tail mass sum_{j outside} p_j^(1/T) /
+  sum_j p_j^(1/T) depends on how the tail's mass is spread over its tokens, so it cannot be computed from the T=1
+  tail mass. The capture therefore stores the tail log-mass at each temperature it can serve
+  (``--tail-temperatures``) and training refuses another one (train.py). On a 262k vocabulary at T=2 with a
+  top-128 tail of 0.61 at T=1, the true tempered tail is ~0.96; treating the tail as one token (what this module
+  did before) gives ~0.11.
 
 Generalised JSD follows Agarwal et al. (GKD) and TRL: M = beta*p + (1-beta)*q,
 JSD_beta = beta*KL(p||M) + (1-beta)*KL(q||M); beta=0 is forward KL and beta=1 reverse KL.
@@ -74,16 +79,23 @@ def _jsd(logp: torch.Tensor, logq: torch.Tensor, beta: float) -> torch.Tensor:
 def teacher_log_probs(
     logprobs: torch.Tensor, tail: torch.Tensor | None, *, temperature: float, missing: str, capture_temperature: float = 1.0
 ) -> torch.Tensor:
-    """Teacher log-probabilities at `temperature`: [n,k] (zero) or [n,k+1] with the tail bucket last."""
+    """Teacher log-probabilities at `temperature`: [n,k] (zero) or [n,k+1] with the tail bucket last.
+
+    `logprobs` are the top-k at `capture_temperature`; `tail` is the log-mass outside them at `temperature` (the
+    training temperature). Without a tail it is derived from the top-k, which is only right when the two
+    temperatures are equal.
+    """
     a = capture_temperature / temperature
-    lp = logprobs.float() * a
+    lp = logprobs.float() * a if a != 1.0 else logprobs.float()
+    inside = lp - torch.logsumexp(lp, dim=-1, keepdim=True)  # the tempered top-k, renormalised among themselves
     if missing == "zero":
-        return lp - torch.logsumexp(lp, dim=-1, keepdim=True)
+        return inside
     if tail is None:
-        tail = _log1mexp(torch.logsumexp(logprobs.float(), dim=-1))
-    t = tail.float() * a
-    both = torch.cat([lp, t.unsqueeze(-1)], dim=-1)
-    return both - torch.logsumexp(both, dim=-1, keepdim=True)
+        if a != 1.0:
+            raise ValueError(f"the tail at temperature {temperature} is needed (the top-k are at {capture_temperature})")
+        tail = _log1mexp(torch.logsumexp(lp, dim=-1))
+    t = tail.float()
+    return torch.cat([inside + _log1mexp(t).unsqueeze(-1), t.unsqueeze(-1)], dim=-1)
 
 
 def sparse_divergence(
@@ -165,21 +177,37 @@ def project_logits(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tenso
 @torch.no_grad()
 def chunked_topk(
     hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, k: int, *, softcap=None, chunk_size=128,
-    temperature: float = 1.0,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    temperature: float = 1.0, tail_temperatures: tuple[float, ...] = (),
+):
     """The teacher's top-k (ids, log-probabilities, tail log-mass) at `temperature` for hidden states [n, H],
-    chunk by chunk."""
-    ids, lps, tails = [], [], []
+    chunk by chunk. With `tail_temperatures`, a fourth value [n, len(tail_temperatures)]: the log-mass outside the
+    same ids at each of those temperatures (what the tempered tail bucket needs, see teacher_log_probs)."""
+    ids, lps, tails, extra = [], [], [], []
     for s in range(0, hidden.shape[0], chunk_size):
-        logits = project_logits(hidden[s : s + chunk_size], weight, bias, softcap).float()
-        if temperature != 1.0:
-            logits.div_(temperature)
+        z = project_logits(hidden[s : s + chunk_size], weight, bias, softcap).float()
+        logits = z / temperature if temperature != 1.0 else z
         v, i = logits.topk(k, dim=-1)  # on the logits: no vocabulary-sized log-softmax is written
-        v = v - torch.logsumexp(logits, dim=-1, keepdim=True)
+        lse = torch.logsumexp(logits, dim=-1, keepdim=True)
         ids.append(i)
-        lps.append(v)
-        tails.append(_log1mexp(torch.logsumexp(v, dim=-1)) if k < logits.shape[-1] else torch.full_like(v[:, 0], -math.inf))
+        lps.append(v - lse)
+        tails.append(_tail_outside(logits, i, lse))
+        if tail_temperatures:
+            cols = []
+            for t in tail_temperatures:
+                zt = z / t
+                cols.append(_tail_outside(zt, i, torch.logsumexp(zt, dim=-1, keepdim=True)))
+            extra.append(torch.stack(cols, dim=-1))
     if not ids:
         e = hidden.new_zeros((0, k))
-        return e.long(), e.float(), hidden.new_zeros(0).float()
-    return torch.cat(ids), torch.cat(lps), torch.cat(tails)
+        out = (e.long(), e.float(), hidden.new_zeros(0).float())
+        return (*out, hidden.new_zeros((0, len(tail_temperatures))).float()) if tail_temperatures else out
+    out = (torch.cat(ids), torch.cat(lps), torch.cat(tails))
+    return (*out, torch.cat(extra)) if tail_temperatures else out
+
+
+def _tail_outside(logits: torch.Tensor, ids: torch.Tensor, lse: torch.Tensor) -> torch.Tensor:
+    """log of the softmax mass outside `ids`, summed over the other logits directly: log(1 - sum(top-k)) would
+    lose everything below float32's epsilon (a peaked teacher's tail is often e^-18)."""
+    if ids.shape[-1] >= logits.shape[-1]:
+        return torch.full_like(lse[:, 0], -math.inf)
+    return (torch.logsumexp(logits.scatter(-1, ids, -math.inf), dim=-1, keepdim=True) - lse)[:, 0]

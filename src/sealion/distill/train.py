@@ -32,11 +32,12 @@ from torch import nn
 
 from .. import io as sio
 from ..errors import ConfigError
-from .data import Example, batches_of, collate, load_examples, tokenizer_fingerprint
+from .data import collate, load_examples, tokenizer_fingerprint
 from .head_loss import HeadTargets, fused_kd_ce
 from .losses import LossConfig, chunked_topk
 from .modeling import hidden_states, load_model, output_projection, softcap_of
 from .store import Capture
+from .stream import CaptureSource, MemorySource, Planner, Ref, ShardCache
 
 STATE_FILE = "trainer_state.json"
 
@@ -69,6 +70,7 @@ class TrainConfig:
     micro_batch_size: int = 2  # rows per forward pass, per process
     max_tokens: int = 2048  # row length when packing
     pack: bool = False
+    shuffle_shards: int = 4  # shards shuffled together (and decoded at once) when streaming a capture
     grad_clip: float = 1.0
     seed: int = 0
     dtype: str | None = None
@@ -104,6 +106,8 @@ class TrainConfig:
             raise ConfigError(f"lr must be > 0, got {self.lr}")
         if self.online_k < 1:
             raise ConfigError(f"online_k must be >= 1, got {self.online_k}")
+        if self.shuffle_shards < 1:
+            raise ConfigError(f"shuffle_shards must be >= 1, got {self.shuffle_shards}")
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -120,21 +124,20 @@ class DistillObjective(nn.Module):
     loss = kd_coef * sum(KD) + ce_coef * sum(CE); its gradient comes from the fused head (head_loss.py).
     """
 
-    def __init__(self, model, loss_cfg: LossConfig, capture_temperature: float = 1.0):
+    def __init__(self, model, loss_cfg: LossConfig):
         super().__init__()
         self.model = model
         self.loss_cfg = loss_cfg
-        self.capture_temperature = capture_temperature
         self.softcap = softcap_of(model)
 
     def forward(self, input_ids, position_ids, score_rows, score_cols, targets, ids, logprobs, tail,
-                kd_coef: float = 1.0, ce_coef: float = 0.0):
+                kd_coef: float = 1.0, ce_coef: float = 0.0, capture_temperature: float = 1.0):
         h = hidden_states(self.model, input_ids, position_ids)
         h = h[score_rows, score_cols]
         weight, bias = output_projection(self.model)
         return fused_kd_ce(h, weight, bias, HeadTargets(
             targets, ids, logprobs, tail, self.loss_cfg, kd_coef=kd_coef, ce_coef=ce_coef, softcap=self.softcap,
-            capture_temperature=self.capture_temperature))
+            capture_temperature=capture_temperature))
 
 
 class OnlineTeacher:
@@ -146,52 +149,32 @@ class OnlineTeacher:
             p.requires_grad_(False)
 
     @torch.no_grad()
-    def targets(self, batch, device):
+    def targets(self, batch, device, temperature: float):
+        """Top-k ids, log-probs and tail at `temperature` itself: exact for the tempered tail bucket."""
         h = hidden_states(self.model, batch.input_ids.to(device), batch.position_ids.to(device))
         h = h[batch.score_rows.to(device), batch.score_cols.to(device)]
         weight, bias = output_projection(self.model)
-        return chunked_topk(h, weight, bias, self.k, softcap=self.softcap)
+        return chunked_topk(h, weight, bias, self.k, softcap=self.softcap, temperature=temperature)
 
 
-@dataclass
-class Item:
-    """An example with its teacher rows (offline) or without (online)."""
-
-    example: Example
-    ids: np.ndarray | None = None
-    logprobs: np.ndarray | None = None
-    tail: np.ndarray | None = None
-
-
-def plan_epoch(items: list[Item], cfg: TrainConfig, epoch: int) -> list[list[list[int]]]:
-    """The epoch's batches (lists of rows of item indices), a pure function of the seed and the epoch."""
-    rng = np.random.default_rng([cfg.seed, epoch])
-    order = rng.permutation(len(items)).tolist()
-    shuffled = [items[i].example for i in order]
-    batches = batches_of(shuffled, batch_size=cfg.batch_size, max_tokens=cfg.max_tokens, pack_rows=cfg.pack)
-    if cfg.pack:  # packing sorts by length; shuffle the packed rows again so batches mix lengths
-        rows = [r for b in batches for r in b]
-        rows = [rows[i] for i in rng.permutation(len(rows))]
-        batches = [rows[i : i + cfg.batch_size] for i in range(0, len(rows), cfg.batch_size)]
-    return [[[order[i] for i in row] for row in batch] for batch in batches]
-
-
-def _targets_count(items: list[Item], rows: list[list[int]]) -> int:
-    return int(sum(items[i].example.target_mask[1:].sum() for row in rows for i in row))
-
-
-def _tensors(items: list[Item], rows: list[list[int]], pad_id: int, device):
-    batch = collate([[items[i].example for i in row] for row in rows], pad_id=pad_id)
+def _tensors(cache: ShardCache, rows: list[list[Ref]], pad_id: int, device, temperature: float, vocab: int):
+    """Model inputs for `rows` and the teacher rows, with the tail at `temperature`."""
+    items = [cache.items(row) for row in rows]
+    batch = collate([[it.example for it in row] for row in items], pad_id=pad_id)
+    if batch.input_ids.numel() and int(batch.input_ids.max()) >= vocab:
+        raise ConfigError(f"student vocabulary ({vocab} rows) is smaller than token id {int(batch.input_ids.max())} "
+                          "in the data")
     out = {
         "input_ids": batch.input_ids.to(device), "position_ids": batch.position_ids.to(device),
         "score_rows": batch.score_rows.to(device), "score_cols": batch.score_cols.to(device),
         "targets": batch.targets.to(device),
     }
-    flat = [items[i] for row in rows for i in row]
+    flat = [it for row in items for it in row]
     if flat and flat[0].ids is not None:
         out["ids"] = torch.from_numpy(np.concatenate([it.ids for it in flat])).long().to(device)
         out["logprobs"] = torch.from_numpy(np.concatenate([it.logprobs for it in flat])).float().to(device)
-        out["tail"] = torch.from_numpy(np.concatenate([it.tail for it in flat])).float().to(device)
+        tails = [it.tails.get(temperature) for it in flat]  # absent: missing="zero", which needs no tail
+        out["tail"] = None if any(t is None for t in tails) else torch.from_numpy(np.concatenate(tails)).float().to(device)
     return out, batch
 
 
@@ -240,27 +223,33 @@ class _Stats:
 # ------------------------------------------------------------------------------------------------ train
 
 
-def _load_items(cfg: TrainConfig, student_tok) -> tuple[list[Item], dict, float]:
+def open_captures(cfg: TrainConfig) -> list[Capture]:
+    """Open and check every capture (manifests and shard structure) and the loss settings they must serve,
+    before anything is loaded: bad input costs nothing."""
+    paths = [cfg.capture] if isinstance(cfg.capture, (str, Path)) else list(cfg.capture)
+    caps = [Capture(p) for p in paths]
+    for cap in caps:
+        if (cap.manifest.get("teacher"), cap.temperature, cap.k, cap.tail_temperatures) != (
+                caps[0].manifest.get("teacher"), caps[0].temperature, caps[0].k, caps[0].tail_temperatures):
+            raise ConfigError(f"{cap.path}: captured with another teacher, temperature, k or tail temperatures "
+                              f"than {caps[0].path}")
+    cap = caps[0]
+    if cfg.missing == "tail" and float(cfg.temperature) not in cap.tail_temperatures:
+        raise ConfigError(
+            f"temperature: {cfg.temperature} with missing='tail' needs the teacher's tail mass at that temperature, "
+            f"and {cap.path}/manifest.json stores it only at {list(cap.tail_temperatures)}; recapture with "
+            f"--tail-temperatures {cfg.temperature:g}, train at one of those, or use --missing zero")
+    return caps
+
+
+def _check_tokenizer(caps: list[Capture], student: str, student_tok) -> None:
     fp = tokenizer_fingerprint(student_tok)
-    if cfg.capture is not None:
-        paths = [cfg.capture] if isinstance(cfg.capture, (str, Path)) else list(cfg.capture)
-        items, caps = [], [Capture(p) for p in paths]
-        for cap in caps:
-            if cap.tokenizer_fingerprint != fp:
-                raise ConfigError(
-                    f"{cfg.student}: tokenizer differs from the capture's teacher tokenizer (fingerprint {fp} vs "
-                    f"{cap.tokenizer_fingerprint} in {cap.path}/manifest.json); logit distillation needs the same "
-                    "vocabulary")
-            if (cap.manifest.get("teacher"), cap.temperature, cap.k) != (
-                    caps[0].manifest.get("teacher"), caps[0].temperature, caps[0].k):
-                raise ConfigError(f"{cap.path}: captured with another teacher, temperature or k than {caps[0].path}")
-            items.extend(Item(c.example, c.ids, c.logprobs, c.tail) for c in cap.examples())
-        return items, {"capture": [str(c.path) for c in caps], "k": [c.k for c in caps],
-                       "teacher": caps[0].manifest.get("teacher")}, caps[0].temperature
-    examples, report = load_examples(cfg.data, student_tok, max_length=cfg.max_length, progress=cfg.progress)
-    for line in report.skipped[:20]:
-        print(f"skipped {line}", flush=True)
-    return [Item(e) for e in examples], {"data_report": report.summary(), "teacher": cfg.teacher}, 1.0
+    for cap in caps:
+        if cap.tokenizer_fingerprint != fp:
+            raise ConfigError(
+                f"{student}: tokenizer differs from the capture's teacher tokenizer (fingerprint {fp} vs "
+                f"{cap.tokenizer_fingerprint} in {cap.path}/manifest.json); logit distillation needs the same "
+                "vocabulary")
 
 
 def train(cfg: TrainConfig) -> dict:
@@ -271,6 +260,7 @@ def train(cfg: TrainConfig) -> dict:
     cfg.validate()
     loss_cfg = cfg.loss_config()
     out = Path(cfg.out)
+    caps = open_captures(cfg) if cfg.capture is not None else None  # bad input fails here, before any model
     accelerator = Accelerator(cpu=not torch.cuda.is_available())
     rank, world = accelerator.process_index, accelerator.num_processes
     is_main = accelerator.is_main_process
@@ -286,20 +276,35 @@ def train(cfg: TrainConfig) -> dict:
         teacher_model, teacher_tok, _ = load_model(cfg.teacher, dtype=cfg.dtype)
         if tokenizer_fingerprint(teacher_tok) != tokenizer_fingerprint(tokenizer):
             raise ConfigError(f"{cfg.student}: tokenizer differs from the teacher's ({cfg.teacher})")
-    items, source, cap_temp = _load_items(cfg, tokenizer)
-    if len(items) <= cfg.holdout:
-        raise ConfigError(f"holdout={cfg.holdout} leaves no training examples (have {len(items)})")
-    eval_items = items[len(items) - cfg.holdout :] if cfg.holdout else []
-    items = items[: len(items) - cfg.holdout]
-    max_id = max(int(it.example.input_ids.max()) for it in items)
-    if max_id >= model.get_input_embeddings().weight.shape[0]:
-        raise ConfigError(f"{cfg.student}: vocabulary smaller than token id {max_id} in the data")
+    if caps is not None:
+        _check_tokenizer(caps, cfg.student, tokenizer)
+        source = CaptureSource(caps)
+        source_info = {"capture": [str(c.path) for c in caps], "k": [c.k for c in caps],
+                       "teacher": caps[0].manifest.get("teacher")}
+        # the top-k are at the capture temperature; training uses the tail stored at cfg.temperature, held-out
+        # KL the one at 1 (else at the capture temperature, for captures made before tails were stored per T)
+        train_cap_t = caps[0].temperature
+        eval_t = 1.0 if 1.0 in caps[0].tail_temperatures else caps[0].temperature
+    else:
+        examples, report = load_examples(cfg.data, tokenizer, max_length=cfg.max_length, progress=cfg.progress)
+        for line in report.skipped[:20]:
+            print(f"skipped {line}", flush=True)
+        source = MemorySource(examples)
+        source_info = {"data_report": report.summary(), "teacher": cfg.teacher}
+        train_cap_t, eval_t = float(cfg.temperature), 1.0  # the online teacher scores at the temperature in use
+    planner = Planner(source, batch_size=cfg.batch_size, pack_rows=cfg.pack, max_tokens=cfg.max_tokens,
+                      seed=cfg.seed, window=cfg.shuffle_shards, holdout=cfg.holdout)
+    if planner.num_train <= 0:
+        raise ConfigError(f"holdout={cfg.holdout} leaves no training examples (have {planner.total})")
+    cache = ShardCache(source, 2 * cfg.shuffle_shards + 1)
+    eval_refs = planner.heldout_refs()
+    vocab = model.get_input_embeddings().weight.shape[0]
 
     if cfg.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     model.config.use_cache = False
     model.train()
-    objective = DistillObjective(model, loss_cfg, cap_temp)
+    objective = DistillObjective(model, loss_cfg)
     decay, no_decay = [], []
     for n, p in objective.named_parameters():
         if p.requires_grad:
@@ -309,7 +314,7 @@ def train(cfg: TrainConfig) -> dict:
         optimizer = torch.optim.AdamW(groups, lr=cfg.lr, fused=True)
     except (RuntimeError, TypeError, ValueError):
         optimizer = torch.optim.AdamW(groups, lr=cfg.lr)
-    steps_per_epoch = len(plan_epoch(items, cfg, 0))
+    steps_per_epoch = planner.steps_in_epoch(0)
     total = cfg.max_steps or max(1, int(math.ceil(cfg.epochs * steps_per_epoch)))
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(cfg, total))
     # the scheduler stays unprepared: accelerate would step it once per process
@@ -318,19 +323,21 @@ def train(cfg: TrainConfig) -> dict:
     teacher = OnlineTeacher(teacher_model.to(device), cfg.online_k) if cfg.teacher is not None else None
     pad_id = tokenizer.pad_token_id or 0
 
-    state = {"step": 0, "tokens": 0, "target_tokens": 0, "elapsed": 0.0}
+    state = {"step": 0, "epoch": 0, "epoch_step": 0, "tokens": 0, "target_tokens": 0, "elapsed": 0.0}
     if latest is not None:
         accelerator.load_state(str(latest))
         saved = json.loads((latest / STATE_FILE).read_text())
         scheduler.load_state_dict(saved["scheduler"])
         state = saved["state"]
+        if "epoch" not in state:  # a checkpoint from before streaming: the position was step mod epoch length
+            state["epoch"], state["epoch_step"] = divmod(state["step"], steps_per_epoch)
         _emit(cfg, is_main, {"event": "resume", "message": f"resuming from {latest} at step {state['step']}"})
     elif cfg.resume:
         _emit(cfg, is_main, {"event": "resume", "message": f"{ckpt_root}: no checkpoint, starting fresh"})
 
     if is_main:
         out.mkdir(parents=True, exist_ok=True)
-        sio.write_json(out / "train_config.json", {**cfg.to_dict(), "source": source, "world_size": world})
+        sio.write_json(out / "train_config.json", {**cfg.to_dict(), "source": source_info, "world_size": world})
     writer = _tensorboard(cfg, out) if is_main else None
     metrics_path = out / "metrics.jsonl"
 
@@ -346,22 +353,24 @@ def train(cfg: TrainConfig) -> dict:
                 writer.add_scalar(f"{row['split']}/kd/{lang}", v["kd"], row["step"])
 
     def evaluate() -> dict | None:
-        if not eval_items:
+        if not eval_refs:
             return None
         stats = _Stats()
         objective.eval()
         with torch.no_grad():
-            shard = list(range(rank, len(eval_items), world))
-            for s in range(0, len(shard), cfg.micro_batch_size):
-                rows = [[i] for i in shard[s : s + cfg.micro_batch_size]]
-                tensors, batch = _tensors(eval_items, rows, pad_id, device)
+            mine = eval_refs[rank::world]
+            for s in range(0, len(mine), cfg.micro_batch_size):
+                rows = [[r] for r in mine[s : s + cfg.micro_batch_size]]
+                tensors, batch = _tensors(cache, rows, pad_id, device, eval_t, vocab)
+                cap_t = train_cap_t
                 if teacher is not None:
-                    tensors["ids"], tensors["logprobs"], tensors["tail"] = teacher.targets(batch, device)
-                kd, ce, agree = _eval_forward(objective, tensors, cap_temp, accelerator)
+                    tensors["ids"], tensors["logprobs"], tensors["tail"] = teacher.targets(batch, device, eval_t)
+                    cap_t = eval_t
+                kd, ce, agree = _eval_forward(objective, tensors, cap_t, eval_t, accelerator)
                 stats.add(kd, ce, agree, batch.languages)
         objective.train()
         res = stats.reduce(accelerator)
-        row = {"split": "eval", "step": state["step"], **res}
+        row = {"split": "eval", "step": state["step"], "temperature": eval_t, **res}
         log(row)
         _emit(cfg, is_main, {"event": "eval", **row})
         return row
@@ -376,32 +385,34 @@ def train(cfg: TrainConfig) -> dict:
     t_start = time.time() - state["elapsed"]
     t_log, tok_log = time.time(), state["tokens"]
     last_saved = state["step"]
-    plan_cache: dict[int, list] = {}
+    plan = planner.epoch(state["epoch"], skip=state["epoch_step"])
     try:
         while state["step"] < total:
-            step = state["step"]
-            epoch, idx = divmod(step, steps_per_epoch)
-            if epoch not in plan_cache:
-                plan_cache = {epoch: plan_epoch(items, cfg, epoch)}
-            global_rows = plan_cache[epoch][idx]
-            n_global = max(_targets_count(items, global_rows), 1)
-            my_rows = global_rows[rank::world]
+            planned = next(plan, None)
+            if planned is None:  # the epoch is over: the next one has its own shard order and packing
+                state["epoch"], state["epoch_step"] = state["epoch"] + 1, 0
+                plan = planner.epoch(state["epoch"])
+                continue
+            epoch = state["epoch"]
+            n_global = max(planned.positions, 1)
+            my_rows = planned.rows[rank::world]
             micro = [my_rows[i : i + cfg.micro_batch_size] for i in range(0, len(my_rows), cfg.micro_batch_size)] or [[]]
             optimizer.zero_grad(set_to_none=True)
-            step_tokens = sum(len(items[i].example.input_ids) for row in global_rows for i in row)
             for m_i, rows in enumerate(micro):
                 sync = m_i == len(micro) - 1
                 ctx = accelerator.no_sync(objective) if not sync and world > 1 else _nullcontext()
                 with ctx:
                     if rows:
-                        tensors, batch = _tensors(items, rows, pad_id, device)
+                        tensors, batch = _tensors(cache, rows, pad_id, device, float(cfg.temperature), vocab)
                         if teacher is not None:
-                            tensors["ids"], tensors["logprobs"], tensors["tail"] = teacher.targets(batch, device)
+                            tensors["ids"], tensors["logprobs"], tensors["tail"] = teacher.targets(
+                                batch, device, float(cfg.temperature))
                         # sum over this process's positions / all positions of the global batch; x world because
                         # DDP averages gradients over processes
                         scale = world / n_global
                         loss, kd, ce, agree = objective(**tensors, kd_coef=loss_cfg.kd_weight * scale,
-                                                        ce_coef=loss_cfg.ce_weight * scale)
+                                                        ce_coef=loss_cfg.ce_weight * scale,
+                                                        capture_temperature=train_cap_t)
                         stats.add(kd, ce, agree, batch.languages)
                     else:  # a process without rows this step still joins the gradient all-reduce
                         loss = sum(p.sum() for p in objective.parameters() if p.requires_grad) * 0.0
@@ -411,7 +422,8 @@ def train(cfg: TrainConfig) -> dict:
             optimizer.step()
             scheduler.step()
             state["step"] += 1
-            state["tokens"] += step_tokens
+            state["epoch_step"] += 1
+            state["tokens"] += planned.tokens
             state["target_tokens"] += n_global
             state["elapsed"] = time.time() - t_start
             if bar is not None:
@@ -422,7 +434,7 @@ def train(cfg: TrainConfig) -> dict:
                 row = {"split": "train", "step": state["step"], "epoch": epoch, "lr": scheduler.get_last_lr()[0],
                        "loss": loss_cfg.kd_weight * res["kd"] + loss_cfg.ce_weight * res["ce"], **res,
                        "tokens": state["tokens"], "tokens_per_s": (state["tokens"] - tok_log) / max(now - t_log, 1e-9),
-                       "peak_rss_mb": _peak_rss_mb()}
+                       "peak_rss_mb": _peak_rss_mb(), "shards_decoded": cache.decoded}
                 t_log, tok_log = now, state["tokens"]
                 log(row)
                 if bar is not None:
@@ -444,7 +456,7 @@ def train(cfg: TrainConfig) -> dict:
     summary = {"steps": state["step"], "tokens": state["tokens"], "target_tokens": state["target_tokens"],
                "elapsed_s": state["elapsed"], "tokens_per_s": state["tokens"] / max(state["elapsed"], 1e-9),
                "peak_rss_mb": _peak_rss_mb(), "eval_before": first_eval, "eval_after": final_eval,
-               "world_size": world, "source": source}
+               "world_size": world, "source": source_info, "shards_decoded": cache.decoded}
     _save_final(accelerator, objective, tokenizer, student_path, out, summary)
     if writer is not None:
         writer.close()
@@ -455,13 +467,14 @@ def train(cfg: TrainConfig) -> dict:
     return summary
 
 
-def _eval_forward(objective, tensors, cap_temp, accelerator):
-    """Held-out metrics always use forward KL at T=1 with the tail bucket: comparable across runs and settings."""
+def _eval_forward(objective, tensors, cap_temp, eval_temp, accelerator):
+    """Held-out metrics always use forward KL with the tail bucket at T=1 (or, for a capture without the tail at 1,
+    at its own temperature): comparable across runs and settings."""
     inner = accelerator.unwrap_model(objective)
     saved = inner.loss_cfg
-    inner.loss_cfg = LossConfig(divergence="fkl", temperature=1.0, missing="tail", chunk_size=saved.chunk_size)
+    inner.loss_cfg = LossConfig(divergence="fkl", temperature=eval_temp, missing="tail", chunk_size=saved.chunk_size)
     try:
-        return inner(**tensors)[1:]
+        return inner(**tensors, capture_temperature=cap_temp)[1:]
     finally:
         inner.loss_cfg = saved
 
