@@ -7,8 +7,9 @@ import pytest
 import torch
 
 from sealion.distill.data import (
-    Example, assistant_spans, collate, load_examples, pack, Renderer, row_to_conversation, tokenize_with_mask,
+    Example, collate, load_examples, pack, render_conversation, row_to_conversation,
 )
+from sealion.chat import control_aliases, to_gemma4_names
 from sealion.distill.modeling import cached_tokenizer, hidden_states, load_model
 
 from .conftest import make_rows, write_jsonl
@@ -36,10 +37,10 @@ def test_mask_covers_exactly_the_assistant_turns(tiny_gemma3_dir):
     tok = cached_tokenizer(tiny_gemma3_dir)
     row = make_rows(4)[3]  # tool-calling row
     msgs, tools, _ = row_to_conversation(row)
-    text, spans, untrained = assistant_spans(Renderer(tok), msgs, tools)
-    ids, mask = tokenize_with_mask(tok, text, spans)
-    learned = tok.decode(ids[mask])
-    prompt = tok.decode(ids[~mask])
+    ids, mask, untrained = render_conversation(tok, msgs, tools)
+    aliases = control_aliases(tok)  # this tokenizer carries Gemma 3 names at the Gemma 4 control ids
+    learned = to_gemma4_names(tok.decode(ids[mask]), aliases)
+    prompt = to_gemma4_names(tok.decode(ids[~mask]), aliases)
     assert "lookup" in learned and "<|tool_call>" in learned  # the call is the model's to learn
     assert msgs[-1]["content"] in learned
     assert "Ulangi kalimat" not in learned and "Ulangi kalimat" in prompt  # user text is never trained
@@ -47,6 +48,7 @@ def test_mask_covers_exactly_the_assistant_turns(tiny_gemma3_dir):
     assert "response:lookup" not in learned  # nor the tool's result
     assert "<|turn>model" not in learned  # nor the role header
     assert learned.endswith("<turn|>")  # but the end-of-turn token is
+    assert ids[mask][-1] == 106 and 105 in ids[~mask]  # as the control ids, not text pieces
     assert not mask[0] and untrained == 0
 
 

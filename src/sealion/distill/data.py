@@ -7,11 +7,12 @@ Rows come from JSONL, parquet (a file or a directory of them) or a Hugging Face 
 * already tokenised: `input_ids` with `completion_mask`, `labels` (-100 = not learned) or `prompt_length`.
 The language comes from a `language` / `lang` column (else `prompt_primary_language`, else "und").
 
-Rendering uses the checkpoint's chat template when the tokenizer has one, else the package's Gemma 4 renderer
-(`sealion.chat.render`). The assistant mask is found by rendering growing prefixes of the conversation: the text
-between "prefix up to the turn, with the generation prompt" and "prefix including the turn" is what the model
-writes for that turn (its content, tool calls and end-of-turn token, not the role header). A turn whose rendering
-is rewritten later in the conversation (templates drop earlier thoughts) is not trained on, and counted.
+Rendering is the chat layer's one renderer (`sealion.chat.render_training`, the same ids the engine and the server
+feed the model: the checkpoint's Gemma 4 template or the package's, control names mapped to this tokenizer's ids).
+The assistant mask is found by rendering growing prefixes of the conversation: the ids between "prefix up to the
+turn, with the generation prompt" and "prefix including the turn" are what the model writes for that turn (its
+content, tool calls and end-of-turn token 106, not the role header). A turn whose rendering is rewritten later in
+the conversation (templates drop earlier thoughts) is not trained on, and counted.
 
 A bad row is skipped and reported as `file:row: reason`; the summary counts them.
 """
@@ -215,92 +216,13 @@ def pretokenized(row: dict, vocab_size: int) -> tuple[np.ndarray, np.ndarray, st
 # ---------------------------------------------------------------------------------------------- rendering
 
 
-class Renderer:
-    """Renders conversations for one tokenizer: its own chat template if present, else sealion's Gemma 4 format."""
+def render_conversation(tokenizer, messages: list[dict], tools=None) -> tuple[np.ndarray, np.ndarray, int]:
+    """(ids, assistant mask, assistant turns left untrained) through the chat layer's one renderer
+    (`sealion.chat.render_training`): the ids the engine would feed the model, with the turn-end id learned."""
+    from ..chat import render_training
 
-    def __init__(self, tokenizer):
-        self.tokenizer = tokenizer
-        self.uses_checkpoint_template = bool(getattr(tokenizer, "chat_template", None))
-        self._chat = None
-        if not self.uses_checkpoint_template:
-            self._chat = _package_renderer()
-
-    def normalize(self, messages: list[dict]) -> list[dict]:
-        if self._chat is not None and self._chat[1] is not None:
-            return self._chat[1](messages)
-        return messages
-
-    def __call__(self, messages, *, tools=None, enable_thinking=False, add_generation_prompt=False) -> str:
-        if self.uses_checkpoint_template:
-            return self.tokenizer.apply_chat_template(
-                messages, tools=tools, tokenize=False, add_generation_prompt=add_generation_prompt,
-                enable_thinking=enable_thinking,
-            )
-        render = self._chat[0]
-        return render(messages, tools=tools, enable_thinking=enable_thinking, add_generation_prompt=add_generation_prompt)
-
-
-def _package_renderer():
-    """sealion.chat.render (the chat layer's contract); before it lands, its Gemma 4 core directly."""
-    try:
-        from sealion.chat import render  # type: ignore[attr-defined]
-
-        try:
-            from sealion.chat.messages import normalize
-        except ImportError:
-            normalize = None
-        return render, normalize
-    except ImportError:
-        pass
-    try:
-        from sealion.chat.gemma4 import render_gemma4
-        from sealion.chat.messages import normalize
-    except ImportError as e:
-        raise DataError("the tokenizer has no chat template and sealion.chat is not available to render one") from e
-
-    def render(messages, *, tools=None, enable_thinking=False, add_generation_prompt=True):
-        return render_gemma4(normalize(messages), tools=tools, enable_thinking=enable_thinking,
-                             add_generation_prompt=add_generation_prompt)
-
-    return render, normalize
-
-
-def assistant_spans(render: Renderer, messages: list[dict], tools=None) -> tuple[str, list[tuple[int, int]], int]:
-    """(full text, [(start, end)] character spans the model writes, number of assistant turns left untrained)."""
-    messages = render.normalize(messages)
-    thinking = any(m.get("reasoning_content") or m.get("reasoning") for m in messages if m["role"] == "assistant")
-    full = render(messages, tools=tools, enable_thinking=thinking, add_generation_prompt=False)
-    spans, untrained = [], 0
-    for i, m in enumerate(messages):
-        if m["role"] != "assistant":
-            continue
-        before = render(messages[:i], tools=tools, enable_thinking=thinking, add_generation_prompt=True) if i else ""
-        upto = render(messages[: i + 1], tools=tools, enable_thinking=thinking, add_generation_prompt=False)
-        if not (upto.startswith(before) and full.startswith(upto)):
-            untrained += 1  # the template rewrites this turn later (e.g. drops its thoughts)
-            continue
-        end = len(upto.rstrip())  # the newline after the end-of-turn token is the template's, not the model's
-        if end > len(before):
-            spans.append((len(before), end))
-    return full, spans, untrained
-
-
-def tokenize_with_mask(tokenizer, text: str, spans: list[tuple[int, int]]) -> tuple[np.ndarray, np.ndarray]:
-    enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
-    ids = list(enc["input_ids"])
-    offsets = list(enc["offset_mapping"])
-    bos = getattr(tokenizer, "bos_token_id", None)
-    if bos is not None and (not ids or ids[0] != bos) and getattr(tokenizer, "bos_token", None) \
-            and not text.startswith(tokenizer.bos_token):
-        ids.insert(0, bos)
-        offsets.insert(0, (0, 0))
-    mask = np.zeros(len(ids), dtype=bool)
-    starts = np.array([o[0] for o in offsets])
-    ends = np.array([o[1] for o in offsets])
-    for s, e in spans:
-        mask |= (starts < e) & (ends > s) & (ends > starts)
-    mask[0] = False
-    return np.asarray(ids, dtype=np.int64), mask
+    out = render_training(tokenizer, messages, tools=tools)
+    return np.asarray(out.ids, dtype=np.int64), np.asarray(out.mask, dtype=bool), out.untrained_turns
 
 
 # ---------------------------------------------------------------------------------------------- loading
@@ -317,7 +239,6 @@ def load_examples(
     progress: bool = False,
 ) -> tuple[list[Example], DataReport]:
     """Read, render and tokenise every row; bad rows are skipped and listed in the report."""
-    render = Renderer(tokenizer)
     report = DataReport()
     examples: list[Example] = []
     bar = None
@@ -338,8 +259,7 @@ def load_examples(
                     untrained = 0
                 else:
                     messages, tools, lang = row_to_conversation(row)
-                    text, spans, untrained = assistant_spans(render, messages, tools)
-                    ids, mask = tokenize_with_mask(tokenizer, text, spans)
+                    ids, mask, untrained = render_conversation(tokenizer, messages, tools)
             except (ValueError, TypeError, KeyError) as e:
                 report.skipped.append(f"{where}: {e}")
                 continue

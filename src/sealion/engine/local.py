@@ -166,10 +166,10 @@ class LocalEngine(Engine):
             inputs.pop("attention_mask", None)
             extra = {k: v.to(self.device) if hasattr(v, "to") else v for k, v in inputs.items()}
         else:
-            text = prompting.render_chat(
+            prompt = prompting.chat_prompt(
                 self.tokenizer, req.messages, tools=req.tools, enable_thinking=req.enable_thinking
             )
-            ids = self.encode(text)
+            text, ids = prompt.text, prompt.ids  # ids from the renderer: message text never becomes a control id
         return self._row(index, ids, req.params, prompting.chat_stop_ids(self.tokenizer), extra_inputs=extra, chat=req,
                          prompt_text=text)
 

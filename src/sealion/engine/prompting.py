@@ -1,74 +1,37 @@
-"""Turning a ChatRequest into prompt text for a local tokenizer, and generated text back into a message.
+"""Turning a ChatRequest into prompt ids for a local tokenizer, and generated text back into a message.
 
-Rendering goes through `sealion.chat` (the checkpoint's template when it has one, else the package's Gemma 4
-renderer). A tokenizer that carries the Gemma 3 names for Gemma 4's control-token ids (`<start_of_turn>` at 105,
-…) — the demo model's — gets the same ids: the Gemma 4 names in the rendered text are mapped to this tokenizer's
-names, and back again before parsing, so the model sees exactly the token ids a Gemma 4 tokenizer would produce.
+Rendering is `sealion.chat`'s one renderer (`chat.render_prompt`): the checkpoint's template when it has one, else
+the package's Gemma 4 renderer, with Gemma 4 control names mapped to this tokenizer's ids (the demo model's Gemma 3
+tokenizer names id 105 `<start_of_turn>`) and text typed in messages kept as text. This module keeps the engine's
+names for it; generated text is mapped back to Gemma 4 names before parsing.
 """
 
 from __future__ import annotations
 
-from functools import lru_cache
 from typing import Any
 
-from ..models.tokenizers import GEMMA4_SPECIAL_TOKENS
+from ..chat.token_ids import (TOOL_RESPONSE_ID, TURN_END_ID, Prompt, chat_stop_ids, control_aliases,
+                              has_gemma4_ids, render_prompt, to_gemma4_names, to_tokenizer_names)
 
-TURN_END_ID = 106
-TOOL_RESPONSE_ID = 50
+__all__ = ["TOOL_RESPONSE_ID", "TURN_END_ID", "Prompt", "chat_prompt", "chat_stop_ids", "has_gemma4_ids",
+           "parse_reply", "render_chat", "to_gemma4_names", "to_tokenizer_names", "token_aliases"]
 
 
 def token_aliases(tokenizer) -> dict[str, str]:
     """Gemma 4 name -> this tokenizer's name, for control-token ids whose names differ."""
-    return _aliases_cached(id(tokenizer), tokenizer)
+    return control_aliases(tokenizer)
 
 
-@lru_cache(maxsize=16)
-def _aliases_cached(_key: int, tokenizer) -> dict[str, str]:
-    aliases = {}
-    if len(tokenizer) < max(GEMMA4_SPECIAL_TOKENS):
-        return aliases
-    names = tokenizer.convert_ids_to_tokens(list(GEMMA4_SPECIAL_TOKENS))
-    for (tid, g4name), own in zip(GEMMA4_SPECIAL_TOKENS.items(), names):
-        if own and own != g4name:
-            aliases[g4name] = own
-    return aliases
-
-
-def to_tokenizer_names(text: str, aliases: dict[str, str]) -> str:
-    for g4, own in aliases.items():
-        text = text.replace(g4, own)
-    return text
-
-
-def to_gemma4_names(text: str, aliases: dict[str, str]) -> str:
-    for g4, own in aliases.items():
-        text = text.replace(own, g4)
-    return text
-
-
-def has_gemma4_ids(tokenizer) -> bool:
-    """Whether ids 105/106 are turn tokens (Gemma 3 or 4 vocabularies)."""
-    try:
-        return tokenizer.convert_ids_to_tokens(TURN_END_ID) in ("<turn|>", "<end_of_turn>")
-    except Exception:
-        return False
+def chat_prompt(tokenizer, messages: list[dict[str, Any]], *, tools=None, enable_thinking: bool = False,
+                **kwargs: Any) -> Prompt:
+    """The chat prompt as ids (what the model is fed) and text (what the reply parser is told)."""
+    return render_prompt(tokenizer, messages, tools=tools, enable_thinking=enable_thinking, **kwargs)
 
 
 def render_chat(tokenizer, messages: list[dict[str, Any]], *, tools=None, enable_thinking: bool = False) -> str:
-    """A checkpoint's Gemma 4 template wins; any Gemma vocabulary without one gets the package's Gemma 4 renderer
-    (names mapped to this tokenizer's); a non-Gemma model uses its own template."""
-    from .. import chat
-
-    template = getattr(tokenizer, "chat_template", None)
-    bos = tokenizer.bos_token or ""
-    if template and not chat.is_gemma4_template(template) and not has_gemma4_ids(tokenizer):
-        return chat.render(messages, tools=tools, enable_thinking=enable_thinking, template=template, bos_token=bos)
-    text = chat.render_for(tokenizer, messages, tools=tools, enable_thinking=enable_thinking, bos_token=bos)
-    return to_tokenizer_names(text, token_aliases(tokenizer))
-
-
-def chat_stop_ids(tokenizer) -> list[int]:
-    return [TURN_END_ID, TOOL_RESPONSE_ID] if has_gemma4_ids(tokenizer) else []
+    """The chat prompt as text in this tokenizer's names (display and logging; feed the model `chat_prompt().ids`,
+    since re-tokenizing the text would turn control names typed in messages into control tokens)."""
+    return chat_prompt(tokenizer, messages, tools=tools, enable_thinking=enable_thinking).text
 
 
 def parse_reply(tokenizer, text: str, prompt: str | None = None) -> dict[str, Any]:

@@ -111,7 +111,7 @@ class ServerState:
             top_k=int(req.top_k if req.top_k is not None else d["top_k"]),
             seed=req.seed,
             stop=req.stop_list(),
-            stop_token_ids=list(req.stop_token_ids or []),
+            stop_token_ids=list(req.stop_token_ids or []) + (self.codec.stop_ids if chat else []),
             skip_special_tokens=not chat,  # chat output is parsed with its control tokens
         )
 
@@ -271,7 +271,8 @@ def create_app(model, tokenizer=None, *, config: ServeConfig | None = None) -> F
         state.check_model(body.model)
         _refuse_unsupported(body)
         plan = _plan_chat(state, body)
-        prompt_ids = state.encode(plan.prompt + plan.forced_prefix, add_special_tokens=False)
+        prompt_ids = plan.prompt_ids + (state.encode(plan.forced_prefix, add_special_tokens=False)
+                                        if plan.forced_prefix else [])
         cfg = state.sampling(body, len(prompt_ids), body.token_budget(), chat=True)
         handle = state.start(prompt_ids, cfg)
         rid = P.new_id("chatcmpl")
@@ -383,7 +384,8 @@ async def _completion_stream(state, body, rid, handle: AsyncRequest) -> AsyncIte
 
 @dataclass
 class ChatPlan:
-    prompt: str
+    prompt: str  # the rendered prompt as text (tells the reply parser how it ends)
+    prompt_ids: list[int]  # what the model is fed (`chat.render_prompt`: message text never becomes a control id)
     forced_prefix: str  # text appended to the prompt to force a tool call (tool_choice required / named)
     tools: list[dict] | None
     parse_tools: bool
@@ -417,10 +419,11 @@ def _plan_chat(state: ServerState, body: P.ChatCompletionRequest) -> ChatPlan:
         forced = state.codec.forced_call_prefix(None)
     render_tools = tools if choice != "none" else None
     try:
-        prompt = state.codec.render(P.to_chat_messages(body.messages), tools=render_tools, enable_thinking=thinking)
+        rendered = state.codec.render_prompt(P.to_chat_messages(body.messages), tools=render_tools,
+                                             enable_thinking=thinking)
     except ChatInputError as e:
         raise ApiError(400, str(e), param="messages", code="invalid_messages") from None
-    return ChatPlan(prompt=prompt, forced_prefix=forced, tools=render_tools, parse_tools=bool(render_tools),
+    return ChatPlan(prompt=rendered.text, prompt_ids=rendered.ids, forced_prefix=forced, tools=render_tools, parse_tools=bool(render_tools),
                     thinking=thinking)
 
 
