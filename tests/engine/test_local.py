@@ -127,7 +127,8 @@ def test_chat_request_renders_and_stops_at_turn_end(tiny_text_dir):
 
     force_end_after_two.n = len(e.encode(render_chat(e.tokenizer, msgs)))
     out = e.chat([ChatRequest(msgs, SamplingParams(max_new_tokens=10, temperature=0))])[0]
-    assert out.finish_reason == "stop" and out.completion_tokens == 2
+    # usage counts the turn-end token the model generated; the text and token ids leave it out
+    assert out.finish_reason == "stop" and out.completion_tokens == 3 and out.token_ids == [10979, 10979]
     assert out.content == "HiHi"
 
 
@@ -167,19 +168,23 @@ def test_shared_prefix_batch_equals_solo_and_unshared(kind, tiny_text_dir, tiny_
     # one row stops early, so finished rows leave a batch whose cache started as a repeated prefix
     reqs = [CompletionRequest(SHARED + s, GREEDY if i != 1 else SamplingParams(max_new_tokens=3, temperature=0))
             for i, s in enumerate(OWN)]
-    rows = [eng._completion_row(i, r) for i, r in enumerate(reqs)]
-    assert eng._shared_prefix(rows) >= 20
+    rows = [eng._completion_seq(r) for r in reqs]
+    assert eng.core._shared_prefix(rows) >= 20
 
     first_logits = []
 
     def record(history, scores):
-        if history.shape[1] == max(len(r.prompt_ids) for r in rows):  # the prefill step of the batch
+        if record.first:  # the prefill step of the batch
             first_logits.append(scores.clone())
+            record.first = False
         return scores
 
     eng.logits_processors = [record]
+    record.first = True
     shared = eng.complete(reqs)
     eng.share_prefix = False
+    eng.prefix_cache.clear()
+    record.first = True
     plain = eng.complete(reqs)
     eng.logits_processors = []
     solo = [eng.complete([r])[0] for r in reqs]
@@ -191,10 +196,10 @@ def test_shared_prefix_batch_equals_solo_and_unshared(kind, tiny_text_dir, tiny_
 
 def test_no_prefix_sharing_beyond_the_sliding_window(engine):
     """The tiny model's window (16) is shorter than these sequences: sharing would change attention, so it is off."""
-    rows = [engine._completion_row(i, CompletionRequest(SHARED + s, GREEDY)) for i, s in enumerate(OWN)]
-    assert engine._shared_prefix(rows) == 0
-    rows = [engine._completion_row(i, CompletionRequest(p, GREEDY)) for i, p in enumerate(PROMPTS)]
-    assert engine._shared_prefix(rows) == 0  # nothing in common but <bos>
+    rows = [engine._completion_seq(CompletionRequest(SHARED + s, GREEDY)) for s in OWN]
+    assert engine.core._shared_prefix(rows) == 0
+    rows = [engine._completion_seq(CompletionRequest(p, GREEDY)) for p in PROMPTS]
+    assert engine.core._shared_prefix(rows) == 0  # nothing in common but <bos>
 
 
 def test_an_explicit_temperature_means_sampling():
@@ -251,9 +256,9 @@ def test_grouped_prefill_equals_one_padded_pass_and_solo(kind, shared, tiny_text
     # the second row stops early: rows leave a batch whose cache was joined from groups
     reqs = [CompletionRequest(head + s, GREEDY if i != 1 else SamplingParams(max_new_tokens=3, temperature=0))
             for i, s in enumerate(owns)]
-    rows = [eng._completion_row(i, r) for i, r in enumerate(reqs)]
-    n_shared = eng._shared_prefix(rows)
-    assert (n_shared > 0) == shared and eng._can_group(rows)
+    rows = [eng._completion_seq(r) for r in reqs]
+    n_shared = eng.core._shared_prefix(rows)
+    assert (n_shared > 0) == shared and eng.core._can_group(rows)
     assert len(plan_prefill([r.prompt_ids for r in rows], n_shared)) >= 2  # short prompts are not padded to long ones
     grouped = eng.complete(reqs)
     eng.group_prefill = False
@@ -288,8 +293,8 @@ def test_prefix_clusters_share_longer_prefixes_once(tiny_text_dir, tmp_path):
                 "Manakah akibatnya? Jelaskan juga alasan singkat setelah menjawab dengan satu huruf. Situasi: "]
     owns = ["Barang itu rapuh.", "Hujan turun deras sekali sejak pagi.", "x", "Dia lapar.", "Lampu padam."]
     reqs = [CompletionRequest(SHARED + variants[i % 2] + s, GREEDY) for i, s in enumerate(owns * 2)]
-    rows = [eng._completion_row(i, r) for i, r in enumerate(reqs)]
-    shared = eng._shared_prefix(rows)
+    rows = [eng._completion_seq(r) for r in reqs]
+    shared = eng.core._shared_prefix(rows)
     plan = plan_prefill([r.prompt_ids for r in rows], shared)
     assert {g.prefix for g in plan} - {shared} and all(g.prefix > shared for g in plan)
     assert sorted(i for g in plan for i in g.rows) == list(range(len(reqs)))

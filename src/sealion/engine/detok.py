@@ -10,9 +10,12 @@ class TextTracker:
     of a stop string, so a client never sees text that is later cut.
     """
 
-    def __init__(self, tokenizer, stop: list[str]):
+    def __init__(self, tokenizer, stop: list[str], *, skip_special_tokens: bool = False,
+                 include_stop: bool = False):
         self.tokenizer = tokenizer
         self.stop = [s for s in stop if s]
+        self.skip_special = skip_special_tokens
+        self.include_stop = include_stop  # vLLM's include_stop_str_in_output: the matched stop string stays
         self.ids: list[int] = []
         self._text = ""
         self._decoded = 0  # len(ids) when _text was last decoded
@@ -23,7 +26,7 @@ class TextTracker:
     def text(self) -> str:
         # decoded lazily: without stop strings or streaming, a sequence is decoded once at the end
         if self._decoded != len(self.ids):
-            self._text = self.tokenizer.decode(self.ids, skip_special_tokens=False)
+            self._text = self.tokenizer.decode(self.ids, skip_special_tokens=self.skip_special)
             self._decoded = len(self.ids)
         return self._text
 
@@ -33,9 +36,10 @@ class TextTracker:
             # only the tail can hold a new match
             window = max(len(s) for s in self.stop) + 16
             start = max(0, len(self.text) - window - 16)
-            hits = [i for s in self.stop if (i := self.text.find(s, start)) >= 0]
+            hits = [(i, len(s)) for s in self.stop if (i := self.text.find(s, start)) >= 0]
             if hits:
-                self.stopped_at = min(hits)
+                at, length = min(hits)
+                self.stopped_at = at + length if self.include_stop else at
 
     @property
     def final_text(self) -> str:

@@ -95,3 +95,51 @@ class ScreenedHead:
         if softcap is None:
             return logits
         return torch.tanh(logits / softcap) * softcap  # the same operations as the model's own final soft-cap
+
+
+BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")  # x86 flags for native bf16 matmuls (oneDNN uses them)
+SCREEN_MIN_SPEEDUP = 1.25  # the bf16 product must beat fp32 by this much before the screen is used
+
+
+def cpu_flags() -> set[str]:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith(("flags", "Features")):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def bf16_speedup(head: torch.nn.Linear, batch: int = 4, repeats: int = 3) -> float:
+    """fp32 time / bf16 time of the head's product for `batch` rows (best of a few runs; ~50 ms on a 262k head)."""
+    import time
+
+    weight = head.weight.detach()
+    w16 = weight.to(torch.bfloat16)
+    x = torch.randn(batch, weight.shape[1])
+    x16 = x.to(torch.bfloat16)
+
+    def best(fn) -> float:
+        fn()  # warm: first calls pick kernels
+        times = []
+        for _ in range(repeats):
+            t = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t)
+        return min(times)
+
+    with torch.inference_mode():
+        fp32 = best(lambda: torch.nn.functional.linear(x, weight))
+        bf16 = best(lambda: torch.mm(x16, w16.t()))
+    return fp32 / max(bf16, 1e-9)
+
+
+def screen_pays_off(head: torch.nn.Linear, flags: set[str] | None = None, speedup=bf16_speedup) -> bool:
+    """Whether this CPU runs the screen's bf16 product faster than the plain fp32 head: yes with native bf16
+    (AVX-512 BF16, AMX); otherwise (AVX2-only machines emulate bf16) only if a quick timing says so."""
+    flags = cpu_flags() if flags is None else flags
+    if any(f in flags for f in BF16_CPU_FLAGS):
+        return True
+    return speedup(head) >= SCREEN_MIN_SPEEDUP

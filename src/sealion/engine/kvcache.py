@@ -72,3 +72,70 @@ def roomy_cache(config, reserve: int) -> DynamicCache:
         new.reserve = reserve
         cache.layers[i] = new
     return cache
+
+
+# ---- batch surgery: the running batch is right-aligned ([padding..., tokens...]) with one padded length T. Full
+# layers store T positions; sliding-window layers store the last min(T, window - 1) and count T in
+# `cumulative_length`. Rotary positions are applied before keys are cached, so shifting a row right by adding
+# padding on its left leaves its attention exactly as in a solo run.
+
+
+def _live(layer) -> bool:
+    return bool(getattr(layer, "is_initialized", False)) and getattr(layer, "keys", None) is not None \
+        and layer.keys.dim() == 4
+
+
+def _stored_target(layer, total: int) -> int:
+    if isinstance(layer, DynamicSlidingWindowLayer):
+        return min(total, layer.sliding_window - 1)
+    return total
+
+
+def pad_left(cache, n: int, total_before: int) -> None:
+    """Add `n` padding positions on the left of every row (the padded length goes from total_before to +n)."""
+    if n <= 0:
+        return
+    total = total_before + n
+    for layer in cache.layers:
+        if isinstance(layer, DynamicSlidingWindowLayer):
+            layer.cumulative_length = total
+        if not _live(layer):
+            continue
+        grow = _stored_target(layer, total) - layer.keys.shape[-2]
+        if grow > 0:
+            layer.keys = torch.nn.functional.pad(layer.keys, (0, 0, grow, 0))
+            layer.values = torch.nn.functional.pad(layer.values, (0, 0, grow, 0))
+
+
+def concat(first, second) -> None:
+    """Append the rows of `second` to `first` (both already padded to the same length). Mutates `first`."""
+    for a, b in zip(first.layers, second.layers):
+        if _live(a) and _live(b):
+            a.keys = torch.cat([a.keys, b.keys], dim=0)
+            a.values = torch.cat([a.values, b.values], dim=0)
+        elif _live(a) != _live(b):
+            raise RuntimeError("cannot join caches whose layers are not filled alike")
+
+
+def select_rows(cache, index: torch.Tensor) -> None:
+    for layer in cache.layers:
+        if _live(layer):
+            layer.keys = layer.keys.index_select(0, index)
+            layer.values = layer.values.index_select(0, index)
+
+
+def trim_left(cache, n: int, total_before: int) -> None:
+    """Drop `n` leading positions that are padding in every row."""
+    if n <= 0:
+        return
+    total = total_before - n
+    for layer in cache.layers:
+        if isinstance(layer, DynamicSlidingWindowLayer):
+            layer.cumulative_length = total
+        if not _live(layer):
+            continue
+        keep = _stored_target(layer, total)
+        if layer.keys.shape[-2] > keep:
+            start = layer.keys.shape[-2] - keep
+            layer.keys = layer.keys[..., start:, :]
+            layer.values = layer.values[..., start:, :]

@@ -13,6 +13,7 @@ from ..errors import ConfigError
 
 TEMPERATURE_RANGE = (0.0, 2.0)  # OpenAI's range; 0 means greedy
 MAX_STOP_STRINGS = 16
+MAX_LOGPROBS = 20  # top log-probs per token (OpenAI's top_logprobs limit)
 
 
 class SamplingParamError(ConfigError):
@@ -41,7 +42,8 @@ def check_sampling(params, *, context_length: int | None = None, prompt_tokens: 
     temperature: 0..2 (0 = greedy). top_p: (0, 1] (0 would keep no token; vLLM refuses it too). top_k: None, -1 or 0
     (off) or >= 1. max_new_tokens (OpenAI `max_tokens`): >= 1, and with `context_length` and `prompt_tokens` the
     prompt plus max_new_tokens must fit the context. seed: an integer. stop: at most 16 non-empty strings.
-    stop_token_ids: non-negative integers.
+    stop_token_ids: non-negative integers. logprobs, prompt_logprobs: 0..20. thinking_budget: >= 0.
+    max_tokens may be 0 only when prompt_logprobs is asked (scoring a prompt, lm-eval's loglikelihood).
     """
     if params.temperature is not None:
         t = _number("temperature", params.temperature)
@@ -57,8 +59,9 @@ def check_sampling(params, *, context_length: int | None = None, prompt_tokens: 
         if k < -1:
             raise SamplingParamError("top_k", f"must be -1 or 0 (off) or a positive integer, got {k}")
     n = _integer("max_tokens", params.max_new_tokens)
-    if n < 1:
-        raise SamplingParamError("max_tokens", f"must be at least 1, got {n}")
+    scoring = getattr(params, "prompt_logprobs", None) is not None
+    if n < (0 if scoring else 1):
+        raise SamplingParamError("max_tokens", f"must be at least 1 (0 only with prompt_logprobs), got {n}")
     if context_length is not None and prompt_tokens is not None and prompt_tokens + n > context_length:
         raise SamplingParamError(
             "max_tokens", f"the prompt has {prompt_tokens} tokens; with max_tokens={n} it would exceed the "
@@ -71,6 +74,13 @@ def check_sampling(params, *, context_length: int | None = None, prompt_tokens: 
     for s in stops:
         if not isinstance(s, str) or not s:
             raise SamplingParamError("stop", f"each stop string must be a non-empty string, got {s!r}")
+    for name in ("logprobs", "prompt_logprobs"):
+        value = getattr(params, name, None)
+        if value is not None and not 0 <= _integer(name, value) <= MAX_LOGPROBS:
+            raise SamplingParamError(name, f"must be between 0 and {MAX_LOGPROBS}, got {value}")
+    budget = getattr(params, "thinking_budget", None)
+    if budget is not None and _integer("thinking_budget", budget) < 0:
+        raise SamplingParamError("thinking_budget", f"must be 0 or more tokens, got {budget}")
     for i in params.stop_token_ids or []:
         if _integer("stop_token_ids", i) < 0:
             raise SamplingParamError("stop_token_ids", f"ids must be non-negative, got {i}")

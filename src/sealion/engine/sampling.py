@@ -50,29 +50,57 @@ def candidates(logits: torch.Tensor, top_k: int, top_p: float) -> tuple[torch.Te
     """The tokens a draw may pick and their probabilities (summing to 1), after top-k then top-p (nucleus), from a
     1-D row of temperature-scaled logits.
 
-    Sorting a 262k vocabulary costs ~19 ms a row on a CPU core, top-k of 1,024 under 1 ms: the nucleus is almost
-    always inside the best 1,024 tokens, and when their mass reaches top_p the kept set is exactly the one a full
-    sort would keep; only a flatter distribution pays for the sort."""
+    The nucleus is the smallest run of best tokens whose mass reaches top_p, plus every token tied with its last one
+    (so the kept set never depends on how a sort orders ties). Sorting a 262k vocabulary costs ~19 ms a row on a CPU
+    core, top-k of 1,024 under 1 ms: the nucleus is almost always inside the best 1,024 tokens, and then the kept
+    set is exactly the one the full sort keeps (the same probabilities, summed in the same order); only a flatter
+    distribution, or a tie running past the window, pays for the sort."""
     vocab = logits.shape[-1]
     if top_k and 0 < top_k < vocab:
         values, indices = torch.topk(logits, top_k)
         probs = torch.softmax(values, dim=-1)
-    else:
-        values, indices = torch.topk(logits, min(NUCLEUS_WINDOW, vocab))
-        probs = torch.exp(values - torch.logsumexp(logits, dim=-1))
-        if float(probs.sum()) < top_p:
-            values, indices = torch.sort(logits, descending=True)
-            probs = torch.softmax(values, dim=-1)
+        return indices, _nucleus(values, probs, top_p)
+    lse = torch.logsumexp(logits, dim=-1)
+    window = min(NUCLEUS_WINDOW, vocab)
+    values, indices = torch.topk(logits, window)
+    probs = torch.exp(values - lse)
+    if window < vocab:
+        keep = _nucleus(values, probs, top_p, normalise=False)
+        if float(probs.sum()) >= top_p and not bool(keep[-1]):
+            return indices, keep / keep.sum()
+    values, indices = torch.sort(logits, descending=True, stable=True)
+    probs = torch.exp(values - lse)
+    return indices, _nucleus(values, probs, top_p)
+
+
+def _nucleus(values: torch.Tensor, probs: torch.Tensor, top_p: float, normalise: bool = True) -> torch.Tensor:
+    """probs with everything outside the nucleus zeroed (renormalised unless asked not to)."""
     cumulative = torch.cumsum(probs, dim=-1)
-    keep = cumulative - probs < top_p  # the smallest prefix reaching top_p; always keeps the best token
-    probs = probs * keep
-    return indices, probs / probs.sum()
+    n = max(1, int((cumulative - probs < top_p).sum()))  # the smallest prefix reaching top_p; at least the best
+    kept = probs * (values >= values[n - 1])  # and every token tied with the last one kept
+    return kept / kept.sum() if normalise else kept
+
+
+def token_logprobs(logits: torch.Tensor, tokens: list[int], top: int) -> list[dict]:
+    """Per row of logits [N, V] (the model's raw scores): the log-prob of `tokens[i]`, its rank (1 = best) and the
+    `top` best tokens with theirs, as {"token_id", "logprob", "rank", "top": [(id, logprob), ...]}."""
+    logp = torch.log_softmax(logits.float(), dim=-1)
+    ids = torch.tensor(tokens, device=logits.device)
+    chosen = logp.gather(1, ids[:, None])[:, 0]
+    ranks = (logp > chosen[:, None]).sum(dim=1) + 1
+    out = []
+    best = torch.topk(logp, top, dim=-1) if top else None
+    for i, tok in enumerate(tokens):
+        row = {"token_id": int(tok), "logprob": float(chosen[i]), "rank": int(ranks[i]), "top": []}
+        if best is not None:
+            row["top"] = [(int(t), float(v)) for t, v in zip(best.indices[i], best.values[i])]
+        out.append(row)
+    return out
 
 
 def draw_token(logits: torch.Tensor, temperature: float, top_k: int, top_p: float,
                generator: torch.Generator) -> int:
-    """Draw one token id from a 1-D logits row: temperature, then top-k, then top-p. Shared by the engine and the
-    server's scheduler, so the same seed gives the same draw in both."""
+    """Draw one token id from a 1-D logits row: temperature, then top-k, then top-p."""
     logits = logits / max(temperature, 1e-5)
     if top_p >= 1.0 and not (top_k and 0 < top_k < logits.shape[-1]):
         probs = torch.softmax(logits, dim=-1)  # plain temperature sampling needs no order

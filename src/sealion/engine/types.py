@@ -21,6 +21,11 @@ class SamplingParams:
     seed: int | None = None
     stop: list[str] = field(default_factory=list)  # stop strings, cut from the output
     stop_token_ids: list[int] = field(default_factory=list)  # added to the model's EOS ids
+    logprobs: int | None = None  # None: off; k: each generated token's log-prob and the k best (0..20)
+    prompt_logprobs: int | None = None  # None: off; k: each prompt token's log-prob and the k best (vLLM's extension)
+    skip_special_tokens: bool = False  # the returned text without control tokens (chat parsing needs them kept)
+    include_stop_str_in_output: bool = False  # a matched stop string stays in the text
+    thinking_budget: int | None = None  # tokens of thought before the core closes the channel itself
 
     def check(self, *, context_length: int | None = None, prompt_tokens: int | None = None) -> "SamplingParams":
         """Validate against the one rule (`sealion.engine.params.check_sampling`); returns self."""
@@ -58,6 +63,7 @@ class ChatRequest:
     tools: list[dict[str, Any]] | None = None
     enable_thinking: bool = False
     id: str | None = None
+    reasoning_effort: str | None = None  # "none" | "minimal" | "low" | "medium" | "high": a thinking budget
 
 
 FinishReason = Literal["stop", "length", "tool_calls", "error"]
@@ -70,6 +76,8 @@ class Completion:
     `text` is the generated text decoded with special tokens kept (so chat parsing works), without the
     terminating EOS/stop token and with a matched stop string cut off. For chat requests, `content`,
     `reasoning` and `tool_calls` hold the parsed message (tool_calls in OpenAI shape, arguments a JSON string).
+    `completion_tokens` counts every generated token, a terminating stop token included (vLLM's and OpenAI's usage);
+    `token_ids` and `text` leave that stop token out.
     """
 
     text: str
@@ -82,6 +90,10 @@ class Completion:
     tool_calls: list[dict[str, Any]] | None = None
     error: str | None = None  # set with finish_reason "error" (e.g. HTTP failure after retries)
     id: str | None = None
+    reasoning_tokens: int | None = None  # of completion_tokens, those inside the thought channel
+    cached_tokens: int = 0  # prompt tokens that came from the prefix cache
+    logprobs: list[dict] | None = None  # per generated token (SamplingParams.logprobs): token_id, logprob, rank, top
+    prompt_logprobs: list[dict | None] | None = None  # per prompt token, the first None
 
 
 @dataclass
