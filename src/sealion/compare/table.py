@@ -8,11 +8,12 @@ models' difference at any level is a paired difference.
 
 from __future__ import annotations
 
+import zlib
+
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..evaluate.bootstrap import task_rng
 from ..evaluate.tasks import SEA_LANGUAGES
 from . import stats
 from .load import EvalRun, aligned_scores, check_comparable
@@ -52,7 +53,7 @@ def levels(runs: list[EvalRun], *, n_boot: int = stats.N_REPLICATES, seed: int =
     for key in sorted(runs[0].tasks):
         t = runs[0].tasks[key]
         models = aligned_scores(runs, key)
-        reps = stats.paired_replicates(models, n_boot=n_boot, rng=task_rng(seed, *key))
+        reps = stats.paired_replicates(models, n_boot=n_boot, rng=_cell_rng(seed, *key))
         points = np.array([stats.task_score(m) for m in models])
         binary = [stats.majority(m.scores) for m in models] if all(stats.is_binary(m.scores) for m in models) else None
         lv = Level("task", t.lang, t.competency, t.task, points, reps, n_items=len(t.ids), binary=binary)
@@ -114,3 +115,8 @@ def compare(runs: list[EvalRun], *, alpha: float = stats.ALPHA, n_boot: int = st
     return {"runs": [{"label": r.label, "path": str(r.path), "model": r.model,
                       "n_runs": max(t.scores.shape[0] for t in r.tasks.values())} for r in runs],
             "alpha": alpha, "n_replicates": n_boot, "seed": seed, "comparisons": comparisons}
+
+
+def _cell_rng(seed: int, *key: str) -> np.random.Generator:
+    """One generator per table cell: a cell's replicates do not depend on which other cells were compared."""
+    return np.random.default_rng([seed, zlib.crc32("/".join(map(str, key)).encode())])
