@@ -11,11 +11,12 @@ TORCH_SPEC ?= torch==2.13.0
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml Makefile
+$(STAMP): pyproject.toml Makefile scripts/install-llama-cpp.sh
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q "$(TORCH_SPEC)"
 	$(PIP) install -q -e ".[test]"
+	bash scripts/install-llama-cpp.sh $(PY)
 	touch $(STAMP)
 
 # First the demo model writes in the eight languages, then the recipe builds and judges a student from it.
