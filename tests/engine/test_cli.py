@@ -53,7 +53,7 @@ def test_stop_strings_from_the_shell_read_escapes():
     (["--temperature", "-1"], "sealion: error: --temperature: must be between 0 and 2, got -1"),
     (["--top-p", "1.5"], "sealion: error: --top-p: must be in (0, 1], got 1.5"),
     (["--top-p", "-0.5"], "sealion: error: --top-p: must be in (0, 1], got -0.5"),
-    (["--max-new-tokens", "0"], "sealion: error: --max-new-tokens: must be at least 1, got 0"),
+    (["--max-new-tokens", "0"], "sealion: error: --max-new-tokens: must be at least 1 (0 only with prompt_logprobs), got 0"),
     (["--dtype", "float64"], "error: argument --dtype: invalid choice: 'float64' (choose from 'float32', "
                              "'bfloat16', 'float16')"),
 ])

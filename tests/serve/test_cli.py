@@ -105,7 +105,7 @@ def test_port_in_use_is_found_before_the_model_loads(tmp_path):
 @pytest.mark.parametrize("flags, message", [
     (["--port", "99999"], "argument --port: must be between 0 and 65535, got 99999"),
     (["--dtype", "float64"], "argument --dtype: invalid choice: 'float64'"),
-    (["--default-max-tokens", "0"], "--default-max-tokens: must be at least 1, got 0"),
+    (["--default-max-tokens", "0"], "--default-max-tokens: must be at least 1 (0 only with prompt_logprobs), got 0"),
 ])
 def test_bad_flags_are_one_line(tmp_path, flags, message):
     r = subprocess.run([sys.executable, "-m", "sealion", "serve", str(tmp_path / "no-model"), *flags],
