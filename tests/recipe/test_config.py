@@ -125,3 +125,14 @@ def test_teacher_prompt_format_follows_the_chat_template():
 
     assert prompt_renderer(SimpleNamespace(chat_template=None))("Ibu kota Indonesia adalah") == \
         "Ibu kota Indonesia adalah\n"
+
+
+def test_chat_teacher_prompt_uses_the_one_renderer(tiny_text_dir):
+    """A teacher with a chat template is prompted with the conversation renderer's turn tokens (ids 105/106)."""
+    from transformers import AutoTokenizer
+
+    from sealion.recipe.data import prompt_renderer
+
+    tok = AutoTokenizer.from_pretrained(tiny_text_dir)
+    ids = tok(prompt_renderer(tok)("Apa kabar?"), add_special_tokens=False).input_ids
+    assert 105 in ids and 106 not in ids[-3:] and tok.decode(ids).rstrip().endswith("model")

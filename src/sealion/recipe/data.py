@@ -142,10 +142,9 @@ def prompt_renderer(tokenizer: Any) -> Callable[[str], str]:
     never seen a chat format and only echoes its markers, so it continues the request as plain text instead."""
     if not getattr(tokenizer, "chat_template", None):
         return lambda prompt: prompt + "\n"
-    from ..distill.data import Renderer
+    from ..chat import render_text
 
-    render = Renderer(tokenizer)
-    return lambda prompt: render([{"role": "user", "content": prompt}], add_generation_prompt=True)
+    return lambda prompt: render_text(tokenizer, [{"role": "user", "content": prompt}], add_generation_prompt=True)
 
 
 def run_data_stage(recipe: Recipe, out_dir: Path, log: Callable[[str], None]) -> dict[str, Any]:
