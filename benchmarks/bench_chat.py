@@ -25,7 +25,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 sys.path.insert(0, str(REPO))
-OFFICIAL = Path("/work/shared/reference/gemma4-templates/gemma4_e2b_chat_template_2026-07-09.jinja")
+OFFICIAL = REPO.parent / "shared" / "reference" / "gemma4-templates" / "gemma4_e2b_chat_template_2026-07-09.jinja"
 
 
 def best_of(fn, repeat: int) -> float:

@@ -12,6 +12,7 @@ mergekit lives in its own venv (.venvs/mergekit: python3 -m venv .venvs/mergekit
 
 from __future__ import annotations
 
+import tempfile
 import argparse
 import json
 import os
@@ -127,7 +128,7 @@ def ties_differences_are_threshold_ties(ours: Path, theirs: Path, base: Path, ot
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--methods", nargs="+", default=["linear", "ties"])
-    ap.add_argument("--work", default="/tmp/sealion-bench-merge")
+    ap.add_argument("--work", default=str(Path(tempfile.gettempdir()) / "sealion-bench-merge"))
     ap.add_argument("--repeats", type=int, default=1)
     ap.add_argument("--keep", action="store_true", help="keep outputs and the perturbed copy")
     ap.add_argument("--json", help="also write the results here")

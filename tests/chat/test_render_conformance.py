@@ -12,7 +12,7 @@ from sealion.chat.render import render_template
 
 from .conversations import CASES
 
-OFFICIAL = Path("/work/shared/reference/gemma4-templates/gemma4_e2b_chat_template_2026-07-09.jinja")
+OFFICIAL = Path(__file__).resolve().parents[3] / "shared" / "reference" / "gemma4-templates" / "gemma4_e2b_chat_template_2026-07-09.jinja"
 
 
 @pytest.fixture(scope="module")

@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +29,7 @@ def _train_cfg(student, cap, out, **kw):
 
 
 def _run_py(code: str, tmp_path: Path, *, expect_killed: bool = False) -> subprocess.CompletedProcess:
-    script = tmp_path / f"script_{abs(hash(code))}.py"
+    script = tmp_path / f"script_{zlib.crc32(code.encode()):08x}.py"
     script.write_text(textwrap.dedent(code))
     proc = subprocess.run([sys.executable, str(script)], env=ENV, capture_output=True, text=True, timeout=600)
     if expect_killed:
