@@ -14,11 +14,13 @@ applied before keys are cached, so a row's attention never sees another row or t
 
 from __future__ import annotations
 
+import atexit
 import copy
 import logging
 import queue
 import threading
 import time
+import weakref
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -163,7 +165,16 @@ class EngineCore:
                 self._closing.clear()
                 self._thread = threading.Thread(target=self._loop, name="sealion-engine", daemon=True)
                 self._thread.start()
+                # A daemon thread still inside torch when the interpreter exits aborts the process ("terminate
+                # called without an active exception"): stop the loop first.
+                atexit.register(self._close_at_exit, weakref.ref(self))
         return self
+
+    @staticmethod
+    def _close_at_exit(ref) -> None:
+        core = ref()
+        if core is not None:
+            core.close()
 
     def close(self, timeout: float = 10.0) -> None:
         self._closing.set()
