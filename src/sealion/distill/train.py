@@ -36,6 +36,7 @@ from .data import collate, load_examples, tokenizer_fingerprint
 from .head_loss import HeadTargets, fused_kd_ce
 from .losses import LossConfig, chunked_topk
 from .modeling import hidden_states, load_model, output_projection, softcap_of
+from .record import GradientLedger, write_record
 from .store import Capture
 from .stream import CaptureSource, MemorySource, Planner, Ref, ShardCache
 
@@ -319,6 +320,7 @@ def train(cfg: TrainConfig) -> dict:
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(cfg, total))
     # the scheduler stays unprepared: accelerate would step it once per process
     objective, optimizer = accelerator.prepare(objective, optimizer)
+    ledger = GradientLedger(accelerator.unwrap_model(objective).model)  # what was trained, for the merge
     device = accelerator.device
     teacher = OnlineTeacher(teacher_model.to(device), cfg.online_k) if cfg.teacher is not None else None
     pad_id = tokenizer.pad_token_id or 0
@@ -417,6 +419,7 @@ def train(cfg: TrainConfig) -> dict:
                     else:  # a process without rows this step still joins the gradient all-reduce
                         loss = sum(p.sum() for p in objective.parameters() if p.requires_grad) * 0.0
                     accelerator.backward(loss)
+            ledger.update()
             if cfg.grad_clip and cfg.grad_clip > 0:
                 accelerator.clip_grad_norm_(objective.parameters(), cfg.grad_clip)
             optimizer.step()
@@ -458,6 +461,10 @@ def train(cfg: TrainConfig) -> dict:
                "peak_rss_mb": _peak_rss_mb(), "eval_before": first_eval, "eval_after": final_eval,
                "world_size": world, "source": source_info, "shards_decoded": cache.decoded}
     _save_final(accelerator, objective, tokenizer, student_path, out, summary)
+    if is_main:
+        tied = bool(getattr(model.config.get_text_config(), "tie_word_embeddings", False)
+                    or getattr(model.config, "tie_word_embeddings", False))
+        write_record(out, ledger.record(tied=tied))
     if writer is not None:
         writer.close()
     _emit(cfg, is_main, {"event": "done", "message": f"{out}: {state['step']} steps, "

@@ -17,8 +17,9 @@ from .methods import METHODS, MethodSpec
 
 TOP_LEVEL_KEYS = {
     "merge_method", "base_model", "models", "slices", "parameters", "dtype", "out_dtype", "tokenizer_source",
-    "tokenizer", "chat_template", "rules", "random_seed", "seed", "allow_architecture_mismatch", "name",
+    "tokenizer", "chat_template", "rules", "random_seed", "seed", "allow_architecture_mismatch", "name", "trained",
 }
+TRAINED_COMPONENTS = ("per_layer_embedding", "towers", "embedding")  # see plan.COMPONENTS
 RULE_ACTIONS = ("merge", "base", "drop")  # or "model:<ref>"
 
 
@@ -66,6 +67,7 @@ class MergeConfig:
     allow_architecture_mismatch: bool
     raw: dict
     origin: str  # the file, for messages
+    trained: dict[str, bool] | None = None  # what the fine-tuning trained: {component: bool} (plan.COMPONENTS)
 
     @property
     def models(self) -> list[Source]:
@@ -232,6 +234,14 @@ def parse_config(raw: dict, *, origin: str = "<config>", base_dir: Path | None =
     seed = raw.get("random_seed", raw.get("seed", 0))
     if not isinstance(seed, int):
         raise ConfigError(f"{origin}: random_seed: expected an integer")
+    trained = raw.get("trained")
+    if trained is not None:
+        if not isinstance(trained, dict) or not all(isinstance(v, bool) for v in trained.values()):
+            raise ConfigError(f"{origin}: trained: expected a mapping of component to true/false "
+                              f"({', '.join(TRAINED_COMPONENTS)})")
+        bad = sorted(set(trained) - set(TRAINED_COMPONENTS))
+        if bad:
+            raise ConfigError(f"{origin}: trained.{bad[0]}: unknown component (one of {', '.join(TRAINED_COMPONENTS)})")
     cfg = MergeConfig(
         method=spec,
         base=base,
@@ -244,6 +254,7 @@ def parse_config(raw: dict, *, origin: str = "<config>", base_dir: Path | None =
         allow_architecture_mismatch=bool(raw.get("allow_architecture_mismatch", False)),
         raw=raw,
         origin=origin,
+        trained=dict(trained) if trained is not None else None,
     )
     validate_static(cfg)
     return cfg

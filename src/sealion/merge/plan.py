@@ -1,10 +1,14 @@
 """What happens to each output tensor: merged, copied from one model, or left out, and why.
 
-The architecture decides the defaults. Gemma 4: decoder layers, embeddings and norms of the language model are
-merged; the vision and audio towers, their projections into the text space and the per-layer-embedding table are
-copied from the base (the distillation recipe freezes them); the tied LM head is written once as the embedding;
-KV-shared layers carry no k/v projections. Gemma 3: the vision tower and projector are copied. Any other model
-(Llama-like) is merged tensor by tensor by name. A config's `rules` come first and can override any of this.
+The architecture decides the defaults, and what the fine-tuning trained decides the components. Gemma 4: decoder
+layers, embeddings, norms and the per-layer-embedding table of the language model are merged; the vision and audio
+towers and their projections into the text space are copied from the base (text-only fine-tuning gives them no
+gradient); the tied LM head is written once as the embedding; KV-shared layers carry no k/v projections. Gemma 3:
+the vision tower and projector are copied. Any other model (Llama-like) is merged tensor by tensor by name.
+
+A training record (the config's `trained:` mapping, else `sealion_training.json` in a fine-tuned model's directory,
+written by `sealion distill train`) overrides the component defaults: a component it says was trained is merged,
+one it says was frozen is copied from the base. A config's `rules` come first and can override any of this.
 """
 
 from __future__ import annotations
@@ -34,7 +38,6 @@ GEMMA4 = Family(
     (
         (r"(?:^|\.)(?:vision_tower|audio_tower)\.", "multimodal tower"),
         (r"(?:^|\.)(?:embed_vision|embed_audio)\.", "multimodal projection"),
-        (r"(?:^|\.)embed_tokens_per_layer\.", "per-layer embedding table"),
     ),
 )
 GEMMA3 = Family(
@@ -47,6 +50,35 @@ GEMMA3 = Family(
 )
 GENERIC = Family("generic", re.compile(r"(?:^|\.)(?:layers|h|blocks)\.(\d+)\."), ())
 TOWER_HINT = re.compile(r"vision|audio|visual|multi_modal|mm_projector")
+
+# the parts whose treatment follows what the fine-tuning trained (with a tied head, "embedding" is the head too);
+# without a record the family's copy rules apply (towers copied, the rest merged)
+COMPONENTS = {
+    "per_layer_embedding": re.compile(r"(?:^|\.)embed_tokens_per_layer\."),
+    "towers": re.compile(r"(?:^|\.)(?:vision_tower|audio_tower|embed_vision|embed_audio|multi_modal_projector)\."),
+    "embedding": re.compile(r"(?:^|\.)embed_tokens\.|(?:^|\.)lm_head\."),
+}
+TRAINING_RECORD = "sealion_training.json"
+
+
+def component_of(name: str) -> str | None:
+    """Which recorded component a tensor (or parameter) name belongs to, if any."""
+    for comp, pattern in COMPONENTS.items():
+        if pattern.search(name):
+            return comp
+    return None
+
+
+def read_training_record(model_dir: Path) -> dict[str, bool] | None:
+    """{component: trained} from a fine-tuned model's sealion_training.json, or None when it has none."""
+    p = Path(model_dir) / TRAINING_RECORD
+    if not p.is_file():
+        return None
+    try:
+        d = json.loads(p.read_text(encoding="utf-8"))
+        return {str(k): bool(v) for k, v in d["trained"].items()}
+    except (ValueError, KeyError, TypeError, AttributeError):
+        raise ConfigError(f"{p}: malformed training record (expected {{\"trained\": {{component: true|false}}}})") from None
 
 
 def read_config(model_dir: Path) -> dict:
@@ -152,6 +184,7 @@ def build_plan(cfg: MergeConfig, readers: dict[Path, CheckpointReader], dtype: s
                     "line up. Merge models that share a tokenizer, or add rules that copy the vocab-shaped tensors"
                 )
 
+    trained = _trained_components(cfg, anchor)
     areader = readers[anchor.path]
     names = sorted(areader.names())
     tc = text_config(acfg)
@@ -177,7 +210,7 @@ def build_plan(cfg: MergeConfig, readers: dict[Path, CheckpointReader], dtype: s
                     span = hi - lo
                     t = (layer - lo) / (span - 1) if span > 1 else 1.0
                     break
-        action, source, reason = _decide(cfg, fam, name, tied, anchor)
+        action, source, reason = _decide(cfg, fam, name, tied, anchor, trained)
         if action == "drop":
             dropped.append((name, reason))
             continue
@@ -196,7 +229,21 @@ def build_plan(cfg: MergeConfig, readers: dict[Path, CheckpointReader], dtype: s
                 [(n, f"only in {p}") for n, p in ignored])
 
 
-def _decide(cfg: MergeConfig, fam: Family, name: str, tied: bool, anchor: Source) -> tuple[str, Path | None, str]:
+def _trained_components(cfg: MergeConfig, anchor: Source) -> dict[str, bool]:
+    """The config's `trained:`, else the union of the fine-tuned models' records (trained if any model trained it)."""
+    if cfg.trained is not None:
+        return dict(cfg.trained)
+    out: dict[str, bool] = {}
+    for src in cfg.models:
+        if src.path == anchor.path:
+            continue
+        for comp, was in (read_training_record(src.path) or {}).items():
+            out[comp] = out.get(comp, False) or was
+    return out
+
+
+def _decide(cfg: MergeConfig, fam: Family, name: str, tied: bool, anchor: Source,
+            trained: dict[str, bool] | None = None) -> tuple[str, Path | None, str]:
     for rule in cfg.rules:
         if rule.matches(name):
             if rule.action == "merge":
@@ -208,6 +255,11 @@ def _decide(cfg: MergeConfig, fam: Family, name: str, tied: bool, anchor: Source
             return "copy", Path(rule.action[len("model:"):]), f"rule {rule.where}"
     if tied and re.search(r"(?:^|\.)lm_head\.weight$", name):
         return "drop", None, "tied to the input embedding (written once)"
+    comp = component_of(name)
+    if comp is not None and trained and comp in trained:
+        if trained[comp]:
+            return "merge", None, f"{comp.replace('_', ' ')}: trained by the fine-tuning, merged"
+        return "copy", anchor.path, f"{comp.replace('_', ' ')}: frozen in the fine-tuning, copied from the base"
     for pattern, why in fam.copy_rules:
         if re.search(pattern, name):
             return "copy", anchor.path, f"{why}: copied from the base"

@@ -138,13 +138,20 @@ def merge_config(recipe: Recipe, distilled: Path, partner: Path) -> dict:
             "models": [{"model": str(distilled), "parameters": model_params}], "parameters": params}
 
 
+def with_training_record(cfg: dict, distilled: Path) -> dict:
+    """The merge config told what distillation trained (its sealion_training.json), so the merge keeps that work."""
+    from ..merge.plan import read_training_record
+
+    return {**cfg, "trained": read_training_record(distilled)}
+
+
 def _run_merge(recipe: Recipe, ctx: StageContext) -> dict:
     from ..merge.run import merge
     from ..models import resolve
 
     distilled = model_dir_of(ctx.dep("distill"))
     partner = model_dir_of(ctx.dep("student")) if recipe.merge.with_ == "student-init" else resolve(recipe.merge.with_)
-    cfg = merge_config(recipe, distilled, partner)
+    cfg = with_training_record(merge_config(recipe, distilled, partner), distilled)
     cfg = {k: v for k, v in cfg.items() if v is not None}
     out = ctx.dir / "model"
     if (out / "sealion_merge.json").is_file():  # published before a kill: the merge itself is complete
