@@ -137,6 +137,8 @@ class MergeSpec(_Section):
     with_: str = Field("student-init", alias="with", description="'student-init' or a model reference")
     weight: float = Field(0.5, ge=0.0, le=1.0, description="weight of the distilled student")
     parameters: dict[str, Any] = Field(default_factory=dict, description="extra method parameters (density, t, ...)")
+    models: list[str] = Field(default_factory=list, description="model_stock: further fine-tuned models (references) "
+                              "merged with the distilled student")
     dtype: str | None = None
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
@@ -223,6 +225,34 @@ def _format_validation(source: str, err: ValidationError) -> str:
     return "; ".join(lines)
 
 
+def check_merge(m: MergeSpec, source: str) -> None:
+    """The merge stage's model count and parameters against the method (sealion.merge.methods), before any work.
+
+    The stage merges the distilled student with merge.with: slerp and the task-vector methods take the partner as
+    base and the student as the one fine-tuned model; linear averages the two; model_stock needs >= 2 fine-tuned
+    models besides the base, so the student plus merge.models."""
+    from ..merge.methods import METHODS
+
+    if not m.enabled:
+        return
+    spec = METHODS[m.method]
+    if m.models and m.method != "model_stock":
+        raise ConfigError(f"{source}: merge.models: only model_stock takes further fine-tuned models "
+                          f"(merge.method is {m.method})")
+    n = 1 + len(m.models) if spec.needs_base else 2
+    if n < spec.min_models:
+        raise ConfigError(f"{source}: merge.method: {m.method} needs at least {spec.min_models} fine-tuned models "
+                          f"besides the base (merge.with), and this recipe gives {n} (the distilled student"
+                          f"{' + merge.models' if m.models else ''}); list more in merge.models or choose another method")
+    if spec.max_models is not None and n > spec.max_models:
+        raise ConfigError(f"{source}: merge.models: {m.method} takes {spec.max_models} model besides the base, got {n}")
+    known = set(spec.options) | set(spec.model_params)
+    for key in m.parameters:
+        if key not in known:
+            raise ConfigError(f"{source}: merge.parameters.{key}: not a parameter of {m.method} "
+                              f"(known: {', '.join(sorted(known)) or 'none'})")
+
+
 def parse_recipe(data: Any, *, source: str = "<recipe>", base_dir: Path | None = None) -> Recipe:
     """Validate a recipe mapping (structure and values only; see `check_references` for the world)."""
     if not isinstance(data, dict):
@@ -231,6 +261,7 @@ def parse_recipe(data: Any, *, source: str = "<recipe>", base_dir: Path | None =
         recipe = Recipe.model_validate(data)
     except ValidationError as e:
         raise ConfigError(_format_validation(source, e)) from None
+    check_merge(recipe.merge, source)
     recipe._base_dir = (base_dir or Path(".")).resolve()
     return recipe
 
@@ -290,6 +321,8 @@ def check_references(recipe: Recipe, *, source: str, data_dir: str | None = None
         ref("student.from", recipe.student.from_)
     if recipe.merge.enabled and recipe.merge.with_ != "student-init":
         ref("merge.with", recipe.merge.with_)
+    for i, other in enumerate(recipe.merge.models if recipe.merge.enabled else []):
+        ref(f"merge.models[{i}]", other)
 
     def path(field: str, value: str, *, kind: str) -> None:
         p = resolve_path(recipe, value)

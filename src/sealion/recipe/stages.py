@@ -128,7 +128,7 @@ def merge_config(recipe: Recipe, distilled: Path, partner: Path) -> dict:
                 "parameters": {"t": m.weight, **params}}
     if m.method == "model_stock":
         return {"merge_method": "model_stock", "dtype": m.dtype, "base_model": str(partner),
-                "models": [{"model": str(distilled)}], "parameters": params}
+                "models": [{"model": str(distilled)}, *({"model": x} for x in m.models)], "parameters": params}
     # task-vector methods: the partner is the base, the distilled student the one task vector
     model_params = {"weight": m.weight * 2 if m.method == "task_arithmetic" else 1.0}
     for key in ("density", "epsilon", "gamma"):
