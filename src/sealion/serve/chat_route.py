@@ -17,7 +17,7 @@ from .bridge import Flight
 from .chatio import ChatInputError
 from .logprobs import chat_content, prompt_entries
 from .state import ApiError, ServerState
-from .streaming import collect, error_event, generated_records, observe, sse, streaming, usage
+from .streaming import collect, error_event, generated_ids, generated_records, observe, sse, streaming, usage
 
 
 @dataclass
@@ -106,11 +106,16 @@ async def chat_completions(state: ServerState, body: P.ChatCompletionRequest, re
         logprobs = None
         if body.logprobs:
             logprobs = {"content": chat_content(generated_records(seq)[1], state.names)}
-        choices.append({"index": c, "message": message, "logprobs": logprobs, "finish_reason": finish})
+        choice = {"index": c, "message": message, "logprobs": logprobs, "finish_reason": finish}
+        if body.return_token_ids:
+            choice["token_ids"] = generated_ids(seq)
+        choices.append(choice)
     out = {"id": rid, "object": "chat.completion", "created": P.now(), "model": state.config.model_name,
            "choices": choices, "usage": usage(len(plan.prompt_ids), flight)}
     if body.prompt_logprobs is not None:
         out["prompt_logprobs"] = prompt_entries(flight.seqs[0].prompt_token_logprobs, state.names)
+    if body.return_token_ids:
+        out["prompt_token_ids"] = plan.prompt_ids
     return out
 
 
@@ -122,6 +127,7 @@ class _ChoiceStream:
         self.plan = plan
         self.calls = 0
         self.pending: list[dict] = []
+        self.sent = 0  # log-prob records taken from the core's events
 
     def deltas(self, text: str, *, final: bool = False) -> list[dict]:
         pieces = self.parser.feed(text) + (self.parser.finish() if final else [])
@@ -160,9 +166,10 @@ async def _stream(state: ServerState, body: P.ChatCompletionRequest, plan: ChatP
             break
         ch, seq = choices[c], flight.seqs[c]
         if body.logprobs:
-            ch.pending += chat_content(event.logprobs, state.names)
-        if event.kind == "done" and body.logprobs and seq.stop_logprob is not None:
-            ch.pending += chat_content([seq.stop_logprob], state.names)
+            # a delta's own token; at the end, the tokens no delta carried (the last one, the stop token)
+            records = event.logprobs if event.kind == "delta" else generated_records(seq)[1][ch.sent:]
+            ch.sent += len(records)
+            ch.pending += chat_content(records, state.names)
         for delta in ch.deltas(event.text, final=event.kind == "done"):
             yield chunk(c, delta, logprobs=ch.pending)
             ch.pending = []

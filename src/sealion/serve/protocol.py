@@ -165,6 +165,7 @@ class _SamplingFields(_Lenient):
     skip_special_tokens: bool | None = None
     prompt_logprobs: int | None = None
     thinking_budget: int | None = None
+    return_token_ids: bool = False  # each choice's generated ids (`token_ids`) and the prompt's (`prompt_token_ids`)
 
     def stop_list(self) -> list[str]:
         if self.stop is None:

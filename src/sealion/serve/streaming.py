@@ -83,3 +83,8 @@ def generated_records(seq) -> tuple[list[int], list[dict]]:
         ids.append(seq.stop_token)
         records.append(seq.stop_logprob)
     return ids, records
+
+
+def generated_ids(seq) -> list[int]:
+    """Every id the model produced for a sequence, the stop token included (what `completion_tokens` counts)."""
+    return list(seq.generated) + ([seq.stop_token] if seq.stop_token is not None else [])

@@ -13,7 +13,7 @@ from . import protocol as P
 from .bridge import Flight
 from .logprobs import legacy, prompt_entries
 from .state import ServerState
-from .streaming import collect, error_event, generated_records, observe, sse, streaming, usage
+from .streaming import collect, error_event, generated_ids, generated_records, observe, sse, streaming, usage
 
 COMPLETIONS_DEFAULT_MAX_TOKENS = 16  # OpenAI's, when a client sends max_tokens: null
 
@@ -81,6 +81,8 @@ async def completions(state: ServerState, body: P.CompletionRequest, request: Re
         if body.prompt_logprobs is not None:
             choice["prompt_logprobs"] = prompt_entries(
                 _top(flight.seqs[j * n].prompt_token_logprobs, body.prompt_logprobs), state.names)
+        if body.return_token_ids:
+            choice["prompt_token_ids"], choice["token_ids"] = prompts.ids[j], generated_ids(seq)
         choices.append(choice)
     return {"id": rid, "object": "text_completion", "created": P.now(), "model": state.config.model_name,
             "choices": choices, "usage": usage(prompt_tokens, flight)}
@@ -90,6 +92,7 @@ async def _stream(state: ServerState, body: P.CompletionRequest, prompts: _Promp
                   prompt_tokens: int) -> AsyncIterator[str]:
     name, created, n = state.config.model_name, P.now(), body.n
     begun: set[int] = set()
+    sent: dict[int, int] = {}  # generated tokens each choice has sent
 
     def chunk(c: int, text: str, logprobs, finish: str | None, extra: dict | None = None) -> str:
         choice = {"index": c, "text": text, "logprobs": logprobs, "finish_reason": finish, **(extra or {})}
@@ -100,11 +103,14 @@ async def _stream(state: ServerState, body: P.CompletionRequest, prompts: _Promp
             yield error_event(event)
             break
         j, seq = c // n, flight.seqs[c]
-        text, ids, records, extra = event.text, list(event.token_ids), list(event.logprobs), {}
-        if event.kind == "done":
-            ids, records = [], []
-            if seq.stop_token is not None and seq.stop_logprob is not None:
-                ids, records = [seq.stop_token], [seq.stop_logprob]
+        text, extra = event.text, {}
+        if event.kind == "delta":
+            ids, records = list(event.token_ids), list(event.logprobs)
+        else:  # the tokens no delta carried (the last one, the stop token)
+            done = sent.get(c, 0)
+            ids, records = generated_ids(seq)[done:], generated_records(seq)[1][done:]
+        sent[c] = sent.get(c, 0) + len(ids)
+        token_ids = list(ids)
         if c not in begun:  # the first chunk of a choice carries what belongs to the prompt
             begun.add(c)
             first = flight.seqs[j * n]
@@ -112,10 +118,14 @@ async def _stream(state: ServerState, body: P.CompletionRequest, prompts: _Promp
                 text = prompts.text(j) + text
                 if body.logprobs is not None:
                     ids, records = prompts.ids[j] + ids, list(first.prompt_token_logprobs) + records
+            if body.return_token_ids:
+                extra["prompt_token_ids"] = prompts.ids[j]
             if body.prompt_logprobs is not None:
                 extra["prompt_logprobs"] = prompt_entries(_top(first.prompt_token_logprobs, body.prompt_logprobs),
                                                           state.names)
         logprobs = legacy(ids, _top(records, body.logprobs), state.names) if body.logprobs is not None else None
+        if body.return_token_ids:
+            extra["token_ids"] = token_ids
         if event.kind == "delta":
             if text or logprobs or extra:
                 yield chunk(c, text, logprobs, None, extra)
