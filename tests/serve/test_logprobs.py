@@ -194,3 +194,10 @@ def test_chat_streamed_logprobs_equal_plain(client):
     chunks = list(client.chat.completions.create(**body, stream=True))
     streamed = [e for c in chunks if c.choices and c.choices[0].logprobs for e in c.choices[0].logprobs.content]
     assert [(e.token, round(e.logprob, 5)) for e in streamed] == [(e.token, round(e.logprob, 5)) for e in plain]
+
+
+def test_prompt_logprobs_of_a_one_token_prompt(rclient):
+    r = rclient.completions.create(model="tiny", prompt=[2], max_tokens=1, temperature=0,
+                                   extra_body={"prompt_logprobs": 2})
+    assert r.choices[0].model_extra["prompt_logprobs"] == [None]
+    assert r.usage.completion_tokens == 1

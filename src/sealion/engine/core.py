@@ -420,6 +420,8 @@ class EngineCore:
 
     def _prompt_logprobs(self, seq: Sequence) -> list[dict | None]:
         """Log-probs of every prompt token given the ones before (a separate full-logits pass; the first is None)."""
+        if len(seq.prompt_ids) == 1:  # nothing before the only token
+            return [None]
         ids = torch.tensor([seq.prompt_ids], device=self.device)
         out = self.model(input_ids=ids, attention_mask=torch.ones_like(ids), use_cache=False)
         logits = out.logits[0, :-1].float()
