@@ -35,6 +35,14 @@ def tiny_gemma3_model(tiny_gemma3_dir):
     return load_for_serving(str(tiny_gemma3_dir), dtype="float32")
 
 
+@pytest.fixture(scope="session")
+def tiny_gemma4_model(tiny_text_dir):
+    """The random tiny Gemma 4 (sliding, full and KV-shared layers): it never stops on its own."""
+    from sealion.serve.loading import load_for_serving
+
+    return load_for_serving(str(tiny_text_dir), dtype="float32")
+
+
 def start_server(model_and_tokenizer, **config):
     from sealion.serve import ServeConfig, ServerThread, create_app
 

@@ -12,7 +12,7 @@ PER_CLIENT = 3
 
 
 def test_32_concurrent_clients(server):
-    sched = server.app.state.sealion.scheduler
+    sched = server.app.state.sealion.core
     steps_before, rows_before = sched.forward_steps_total, sched.batch_rows_total
     results, failures = [], []
     lock = threading.Lock()

@@ -81,6 +81,8 @@ class Sequence:
         self.thinking = thinking_budget  # a thinking.Budget or None
         self.generated: list[int] = []
         self.token_logprobs: list[dict] = []
+        self.stop_token: int | None = None  # the stop id that ended the sequence (counted, not in `generated`)
+        self.stop_logprob: dict | None = None  # its log-prob, when the request asks for them (vLLM reports it)
         self.prompt_token_logprobs: list[dict | None] | None = None
         self.completion_tokens = 0
         self.finish_reason: str | None = None
@@ -418,6 +420,8 @@ class EngineCore:
 
     def _prompt_logprobs(self, seq: Sequence) -> list[dict | None]:
         """Log-probs of every prompt token given the ones before (a separate full-logits pass; the first is None)."""
+        if len(seq.prompt_ids) == 1:  # nothing before the only token
+            return [None]
         ids = torch.tensor([seq.prompt_ids], device=self.device)
         out = self.model(input_ids=ids, attention_mask=torch.ones_like(ids), use_cache=False)
         logits = out.logits[0, :-1].float()
@@ -530,6 +534,7 @@ class EngineCore:
         if seq.first_token_at is None:
             seq.first_token_at = time.monotonic()
         if token in seq.stop_ids:
+            seq.stop_token, seq.stop_logprob = token, logprob
             self._finish(seq, Event("done", finish_reason="stop"))
             return True
         seq.generated.append(token)

@@ -35,6 +35,7 @@ class LocalEngine(Engine):
     head for all-greedy batches where this CPU runs bf16 faster (`greedy_head.py`); True forces it where it
     applies, False never. `group_prefill`: prompts are prefilled in length groups rather than all padded to the
     longest (`prefill.py`). `prefix_cache_mb`: the budget of the automatic prefix cache across requests (0: off).
+    `max_model_len`: a context window below the model's (prompt + generated never exceed it).
     """
 
     def __init__(
@@ -51,6 +52,7 @@ class LocalEngine(Engine):
         fast_greedy="auto",
         group_prefill: bool = True,
         prefix_cache_mb: float = DEFAULT_PREFIX_CACHE_MB,
+        max_model_len: int | None = None,
     ):
         from ..models import LoadedModel, load
 
@@ -67,6 +69,8 @@ class LocalEngine(Engine):
         self.context_length = int(
             getattr(getattr(self.model.config, "text_config", self.model.config), "max_position_embeddings", 0) or 0
         )
+        if max_model_len:
+            self.context_length = min(self.context_length or int(max_model_len), int(max_model_len))
         self.chat_stop_ids = set(prompting.chat_stop_ids(self.tokenizer))
         self._gemma4_ids = prompting.has_gemma4_ids(self.tokenizer)
         cache = PrefixCache(int(prefix_cache_mb * 2**20)) if prefix_cache_mb and prefix_cache_mb > 0 else None

@@ -19,9 +19,10 @@ MAX_LOGPROBS = 20  # top log-probs per token (OpenAI's top_logprobs limit)
 class SamplingParamError(ConfigError):
     """A sampling parameter outside its range; `field` names it (OpenAI's name for it)."""
 
-    def __init__(self, field: str, message: str):
+    def __init__(self, field: str, message: str, code: str = "invalid_value"):
         super().__init__(f"{field}: {message}")
         self.field = field
+        self.code = code  # the server's error code: "invalid_value" or "context_length_exceeded"
 
 
 def _number(field: str, value: Any) -> float:
@@ -65,7 +66,7 @@ def check_sampling(params, *, context_length: int | None = None, prompt_tokens: 
     if context_length is not None and prompt_tokens is not None and prompt_tokens + n > context_length:
         raise SamplingParamError(
             "max_tokens", f"the prompt has {prompt_tokens} tokens; with max_tokens={n} it would exceed the "
-            f"model's context of {context_length} tokens")
+            f"model's context of {context_length} tokens", code="context_length_exceeded")
     if params.seed is not None:
         _integer("seed", params.seed)
     stops = params.stop or []

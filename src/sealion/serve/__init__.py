@@ -1,4 +1,4 @@
-"""OpenAI-compatible server over an in-process model with continuous batching.
+"""OpenAI-compatible server: HTTP only, over the engine core (`sealion.engine.core.EngineCore`).
 
     from sealion.serve import create_app, ServeConfig, ServerThread
     app = create_app("demo", config=ServeConfig(model_name="demo"))
@@ -8,6 +8,5 @@
 
 from .app import ServeConfig, create_app
 from .runner import ServerThread, serve_forever
-from .scheduler import Scheduler
 
-__all__ = ["ServeConfig", "ServerThread", "Scheduler", "create_app", "serve_forever"]
+__all__ = ["ServeConfig", "ServerThread", "create_app", "serve_forever"]

@@ -12,9 +12,11 @@ from sealion.engine.cli import DTYPES, one_line_errors
 def register(subparsers) -> None:
     p = subparsers.add_parser(
         "serve",
-        help="OpenAI-compatible server (chat, completions) with continuous batching",
-        description="Serve a model over OpenAI's HTTP API: /v1/chat/completions (tools, thinking, streaming), "
-        "/v1/completions, /v1/models, /health, /metrics. Concurrent requests share forward passes. Binds "
+        help="OpenAI-compatible server (chat, completions) over the engine core",
+        description="Serve a model over OpenAI's HTTP API: /v1/chat/completions (tools, thinking, streaming, "
+        "logprobs), /v1/completions (token-id prompts, echo, prompt_logprobs), /tokenize, /detokenize, /v1/models, "
+        "/health, /metrics. Requests run in the engine core that `sealion generate` uses: concurrent requests "
+        "share forward passes and repeated prompt prefixes are computed once. Binds "
         "127.0.0.1 unless --host says otherwise; set an API key before exposing it.",
         epilog="example: sealion serve demo --port 8000 --max-batch 16\n"
         "         curl localhost:8000/v1/completions -H 'Content-Type: application/json' "
@@ -34,6 +36,8 @@ def register(subparsers) -> None:
     p.add_argument("--max-prompt-tokens", type=int, default=None, help="longest prompt accepted (400 beyond)")
     p.add_argument("--default-max-tokens", type=int, default=1024,
                    help="max_tokens when a request gives none (default 1024)")
+    p.add_argument("--prefix-cache-mb", type=float, default=256.0,
+                   help="memory for the automatic prefix cache shared by requests, MiB (0: off; default 256)")
     p.add_argument("--request-timeout", type=float, default=600.0, help="seconds per request, queueing included")
     p.add_argument("--max-body-mb", type=float, default=4.0, help="largest request body in MiB (413 beyond)")
     p.add_argument("--dtype", default=None, choices=DTYPES, help="default: the loader's choice (float32 on CPU)")
@@ -70,6 +74,8 @@ def run(args) -> int:
             raise ConfigError(f"--{name.replace('_', '-')} must be positive (got {getattr(args, name)})")
     if args.request_timeout <= 0 or args.max_body_mb <= 0:
         raise ConfigError("--request-timeout and --max-body-mb must be positive")
+    if args.prefix_cache_mb < 0:
+        raise ConfigError(f"--prefix-cache-mb must be 0 (off) or more, got {args.prefix_cache_mb:g}")
     if args.host not in ("127.0.0.1", "localhost", "::1") and not args.api_key:
         print(f"sealion serve: warning: binding {args.host} without --api-key; anyone who can reach this port "
               "can use the model", file=sys.stderr)
@@ -89,6 +95,7 @@ def run(args) -> int:
         max_prompt_tokens=args.max_prompt_tokens,
         default_max_tokens=args.default_max_tokens,
         request_timeout=args.request_timeout,
+        prefix_cache_mb=args.prefix_cache_mb,
     )
     app = create_app(model, tokenizer, config=config)
     port = sock.getsockname()[1]

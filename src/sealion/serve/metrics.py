@@ -51,25 +51,28 @@ class Metrics:
         with self._lock:
             self.ttft.observe(seconds)
 
-    def render(self, scheduler) -> str:
+    def render(self, core) -> str:
+        """`core`: the engine's EngineCore (its queue, batch and token counters)."""
         with self._lock:
             lines = ["# HELP sealion_requests_total HTTP requests by endpoint and status code.",
                      "# TYPE sealion_requests_total counter"]
             for (endpoint, status), n in sorted(self.requests.items()):
                 lines.append(f'sealion_requests_total{{endpoint="{endpoint}",status="{status}"}} {n}')
             gauges = [
-                ("sealion_queue_depth", "Requests waiting for a batch slot.", scheduler.waiting_count),
-                ("sealion_running_requests", "Requests in the running decode batch.", scheduler.running_count),
+                ("sealion_queue_depth", "Requests waiting for a batch slot.", core.waiting_count),
+                ("sealion_running_requests", "Requests in the running decode batch.", core.running_count),
             ]
             for name, help_, value in gauges:
                 lines += [f"# HELP {name} {help_}", f"# TYPE {name} gauge", f"{name} {value}"]
             counters = [
-                ("sealion_prompt_tokens_total", "Prompt tokens prefilled.", scheduler.prompt_tokens_total),
-                ("sealion_generation_tokens_total", "Tokens generated.", scheduler.generated_tokens_total),
+                ("sealion_prompt_tokens_total", "Prompt tokens prefilled.", core.prompt_tokens_total),
+                ("sealion_cached_prompt_tokens_total", "Prompt tokens taken from the prefix cache.",
+                 core.cached_prompt_tokens_total),
+                ("sealion_generation_tokens_total", "Tokens generated.", core.generated_tokens_total),
                 ("sealion_forward_steps_total", "Model forward passes (prefill and decode).",
-                 scheduler.forward_steps_total),
+                 core.forward_steps_total),
                 ("sealion_decode_rows_total", "Sum of decode batch sizes (divide by decode steps for the mean).",
-                 scheduler.batch_rows_total),
+                 core.batch_rows_total),
             ]
             for name, help_, value in counters:
                 lines += [f"# HELP {name} {help_}", f"# TYPE {name} counter", f"{name} {value}"]

@@ -1,7 +1,8 @@
 """OpenAI wire shapes: strict request models (bad input becomes a 400 naming the field) and response builders.
 
-Unknown top-level fields are ignored (clients send vendor extras); known fields are type-checked and ranged.
-Features we do not implement (n > 1, logprobs, penalties, JSON mode) are refused with a 400 rather than ignored.
+Unknown top-level fields are ignored (clients send vendor extras); known fields are type-checked here and ranged by
+the engine's one rule. Features we do not implement (penalties, logit_bias, JSON mode, suffix) are refused with a
+400 naming the field rather than ignored.
 """
 
 from __future__ import annotations
@@ -135,32 +136,36 @@ class ResponseFormat(_Lenient):
     type: Literal["text", "json_object", "json_schema"]
 
 
-Stop = Union[str, Annotated[list[str], Field(max_length=16)], None]
+Stop = Union[str, list[str], None]
+TokenIds = Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1)]
 
 
 class _SamplingFields(_Lenient):
+    """Fields shared by both generation routes. Ranges are the engine's one rule (`engine.params.check_sampling`),
+    applied when the request becomes engine SamplingParams; here only the wire types are checked."""
+
     model: str = Field(min_length=1)
-    temperature: float | None = Field(None, ge=0.0, le=2.0)
-    top_p: float | None = Field(None, gt=0.0, le=1.0)
-    top_k: int | None = Field(None, ge=-1)
-    max_tokens: int | None = Field(None, ge=1)
+    temperature: float | None = None
+    top_p: float | None = None
+    top_k: int | None = None
+    max_tokens: int | None = None
     stop: Stop = None
-    stop_token_ids: list[Annotated[int, Field(ge=0)]] | None = None
+    stop_token_ids: list[int] | None = None
     seed: int | None = Field(None, ge=-(2**63), le=2**64 - 1)
     stream: bool = False
     stream_options: StreamOptions | None = None
-    n: int = Field(1, ge=1)
+    n: int = Field(1, ge=1, le=16)
     frequency_penalty: float | None = Field(None, ge=-2.0, le=2.0)
     presence_penalty: float | None = Field(None, ge=-2.0, le=2.0)
+    repetition_penalty: float | None = None
+    logit_bias: dict[str, float] | None = None
     user: str | None = None
-
-    @field_validator("stop")
-    @classmethod
-    def _no_empty_stop(cls, v):
-        items = [v] if isinstance(v, str) else (v or [])
-        if any(s == "" for s in items):
-            raise ValueError("stop strings must be non-empty")
-        return v
+    # vLLM's extensions
+    include_stop_str_in_output: bool = False
+    skip_special_tokens: bool | None = None
+    prompt_logprobs: int | None = None
+    thinking_budget: int | None = None
+    return_token_ids: bool = False  # each choice's generated ids (`token_ids`) and the prompt's (`prompt_token_ids`)
 
     def stop_list(self) -> list[str]:
         if self.stop is None:
@@ -169,10 +174,12 @@ class _SamplingFields(_Lenient):
 
     def unsupported(self) -> str | None:
         """A message naming the first requested feature we do not implement, else None."""
-        if self.n != 1:
-            return "n: only n=1 is supported"
         if self.frequency_penalty or self.presence_penalty:
-            return "frequency_penalty/presence_penalty: penalties are not supported"
+            return "frequency_penalty: penalties are not supported"
+        if self.repetition_penalty not in (None, 1.0):
+            return "repetition_penalty: penalties are not supported"
+        if self.logit_bias:
+            return "logit_bias: not supported"
         return None
 
 
@@ -181,21 +188,30 @@ class ChatCompletionRequest(_SamplingFields):
     tools: list[Tool] | None = None
     tool_choice: Literal["none", "auto", "required"] | NamedToolChoice | None = None
     parallel_tool_calls: bool | None = None
-    max_completion_tokens: int | None = Field(None, ge=1)
+    max_completion_tokens: int | None = None
     chat_template_kwargs: dict[str, Any] | None = None
     reasoning_effort: Literal["none", "minimal", "low", "medium", "high"] | None = None
     logprobs: bool | None = None
-    top_logprobs: int | None = Field(None, ge=0, le=20)
+    top_logprobs: int | None = None
     response_format: ResponseFormat | None = None
+    add_generation_prompt: bool = True
+    continue_final_message: bool = False
+    echo: bool = False
 
     def unsupported(self) -> str | None:
         msg = super().unsupported()
         if msg:
             return msg
-        if self.logprobs:
-            return "logprobs: not supported"
         if self.response_format is not None and self.response_format.type != "text":
             return "response_format: only {'type': 'text'} is supported"
+        if self.top_logprobs is not None and not self.logprobs:
+            return "top_logprobs: needs logprobs: true"
+        if self.echo:
+            return "echo: not supported on chat completions"
+        if self.continue_final_message and self.add_generation_prompt:
+            return "continue_final_message: needs add_generation_prompt: false"
+        if self.continue_final_message and self.messages[-1].role != "assistant":
+            return "continue_final_message: the final message must be an assistant message"
         return None
 
     def enable_thinking(self) -> bool:
@@ -209,34 +225,71 @@ class ChatCompletionRequest(_SamplingFields):
             return self.reasoning_effort not in ("none", "minimal")
         return False
 
+    def template_kwargs(self) -> dict[str, Any]:
+        """chat_template_kwargs other than enable_thinking (which the renderer takes by name)."""
+        return {k: v for k, v in (self.chat_template_kwargs or {}).items() if k != "enable_thinking"}
+
     def token_budget(self) -> int | None:
-        return self.max_completion_tokens or self.max_tokens
+        return self.max_completion_tokens if self.max_completion_tokens is not None else self.max_tokens
+
+    def logprobs_k(self) -> int | None:
+        """The engine's logprobs setting: None (off) or how many alternatives per token."""
+        return (self.top_logprobs or 0) if self.logprobs else None
 
 
 class CompletionRequest(_SamplingFields):
-    prompt: str | Annotated[list[str], Field(min_length=1, max_length=1)]
-    max_tokens: int | None = Field(16, ge=1)  # OpenAI's default for /v1/completions
+    # a string, a list of strings, a list of token ids, or a list of token-id lists (OpenAI's four forms)
+    prompt: Union[str, TokenIds, Annotated[list[str], Field(min_length=1)],
+                  Annotated[list[TokenIds], Field(min_length=1)]]
+    max_tokens: int | None = 16  # OpenAI's default for /v1/completions
     echo: bool = False
-    logprobs: int | None = Field(None, ge=0, le=5)
+    logprobs: int | None = None
     suffix: str | None = None
-    best_of: int | None = Field(None, ge=1)
+    best_of: int | None = None
 
-    def prompt_text(self) -> str:
-        return self.prompt if isinstance(self.prompt, str) else self.prompt[0]
+    def prompts(self) -> list[str | list[int]]:
+        """Each prompt: text, or token ids fed as they are."""
+        p = self.prompt
+        if isinstance(p, str):
+            return [p]
+        if p and isinstance(p[0], int):
+            return [list(p)]
+        return list(p)
 
     def unsupported(self) -> str | None:
         msg = super().unsupported()
         if msg:
             return msg
-        if self.echo:
-            return "echo: not supported"
-        if self.logprobs is not None:
-            return "logprobs: not supported"
         if self.suffix:
             return "suffix: not supported"
-        if self.best_of not in (None, 1):
-            return "best_of: only 1 is supported"
+        if self.best_of not in (None, 1) and self.best_of != self.n:
+            return "best_of: only best_of equal to n is supported"
         return None
+
+
+class TokenizeRequest(_Lenient):
+    """vLLM's POST /tokenize: a prompt, or messages rendered as for chat completions."""
+
+    model: str | None = None
+    prompt: str | None = None
+    messages: list[Message] | None = Field(None, min_length=1)
+    tools: list[Tool] | None = None
+    add_special_tokens: bool | None = None  # default: True for a prompt, False for messages (vLLM)
+    add_generation_prompt: bool = True
+    continue_final_message: bool = False
+    chat_template_kwargs: dict[str, Any] | None = None
+    return_token_strs: bool = False
+
+    @model_validator(mode="after")
+    def _one_form(self) -> "TokenizeRequest":
+        if (self.prompt is None) == (self.messages is None):
+            raise ValueError("give either prompt or messages")
+        return self
+
+
+class DetokenizeRequest(_Lenient):
+    model: str | None = None
+    tokens: list[Annotated[int, Field(ge=0)]]
 
 
 # ---------------------------------------------------------------- role order

@@ -43,11 +43,7 @@ def bind_socket(host: str, port: int) -> socket.socket:
 
 def app_closer(app) -> Callable[[], None] | None:
     """The app's close hook (stops the model thread after failing its requests), if it has one."""
-    close = getattr(app.state, "close", None)
-    if close is None:  # older apps: the scheduler is reachable through the server state
-        scheduler = getattr(getattr(app.state, "sealion", None), "scheduler", None)
-        close = getattr(scheduler, "close", None)
-    return close
+    return getattr(app.state, "close", None)
 
 
 class _GracefulServer(uvicorn.Server):
