@@ -6,6 +6,9 @@ Backends:
   (`torchrun` / `accelerate launch`): rank r writes shards r, r+world, ...; rank 0 writes the manifest.
 * `vllm`: vLLM's prompt scoring (`prompt_logprobs=k`, one prefill per example, no generation) with tensor
   parallelism, for large teachers on GPUs. This path needs vLLM and a GPU; it is not exercised by the test suite.
+* `served` (chosen when the teacher is an http(s) URL): one or more OpenAI-compatible servers that return vLLM's
+  `prompt_logprobs` (vLLM, `sealion serve`), N of them for N data-parallel teacher instances, combined by weight
+  (served.py).
 
 Only the positions that predict assistant tokens are scored and stored (prompts carry no KD signal, and it
 halves the cache). Each shard appears in one rename, so a killed run resumes at the first missing shard, and a
@@ -32,7 +35,7 @@ from .losses import chunked_topk
 from .modeling import barrier, hidden_states, init_distributed, load_model, load_tokenizer, output_projection, softcap_of
 from .store import FORMAT, MANIFEST, shard_name, write_shard
 
-BACKENDS = ("transformers", "vllm")
+BACKENDS = ("transformers", "vllm", "served")
 
 
 @dataclass
@@ -57,11 +60,35 @@ class CaptureConfig:
     data_config: str | None = None
     limit: int | None = None  # first N rows only
     tensor_parallel: int = 1  # vllm
+    # served teachers (teacher is a URL): further URLs, the weights of all of them, the local tokenizer to render
+    # the data with (default: the served model's id), requests in flight, retries per request
+    extra_teachers: list[str] = field(default_factory=list)
+    teacher_weights: list[float] | None = None
+    tokenizer: str | None = None
+    concurrency: int = 8
+    retries: int = 4
     overwrite: bool = False
     progress: bool = True
     callback: Callable[[dict], None] | None = field(default=None, repr=False, compare=False)
 
+    def __post_init__(self) -> None:
+        from .served import is_url
+
+        if is_url(self.teacher):
+            self.backend = "served"
+
     def validate(self) -> None:
+        if self.backend == "served":
+            from .served import parse_teachers
+
+            parse_teachers(self.teacher, self.extra_teachers, self.teacher_weights)
+            if self.temperature != 1.0:
+                raise ConfigError("temperature: a served teacher's prompt log-probs are at temperature 1; capture "
+                                  "at 1 and set the temperature at train time (with missing='zero' for T != 1)")
+            if self.concurrency < 1 or self.retries < 0:
+                raise ConfigError("concurrency must be >= 1 and retries >= 0")
+        elif self.extra_teachers or self.teacher_weights:
+            raise ConfigError("extra_teachers / teacher_weights: only served (URL) teachers can be combined")
         if self.k < 1:
             raise ConfigError(f"k must be >= 1, got {self.k}")
         if self.temperature <= 0:
@@ -90,11 +117,19 @@ class CaptureConfig:
 
     def identity(self) -> dict:
         """The settings a capture is defined by; a rerun must match them to resume or to be a no-op."""
-        return {"teacher": self.teacher, "data": list(self.data), "k": self.k, "temperature": self.temperature,
-                "tail_temperatures": self.stored_tail_temperatures(),
-                "max_length": self.max_length, "shard_size": self.shard_size, "split": self.split,
-                "data_config": self.data_config, "limit": self.limit,
-                "codec": CodecConfig(self.step, self.compressor).to_dict()}
+        ident = {"teacher": self.teacher, "data": list(self.data), "k": self.k, "temperature": self.temperature,
+                 "tail_temperatures": self.stored_tail_temperatures(),
+                 "max_length": self.max_length, "shard_size": self.shard_size, "split": self.split,
+                 "data_config": self.data_config, "limit": self.limit,
+                 "codec": CodecConfig(self.step, self.compressor).to_dict()}
+        if self.backend == "served":
+            ident["teachers"] = [[e.url, e.weight] for e in self._endpoints()]
+        return ident
+
+    def _endpoints(self):
+        from .served import parse_teachers
+
+        return parse_teachers(self.teacher, self.extra_teachers, self.teacher_weights)
 
 
 class HFTeacher:
@@ -201,7 +236,7 @@ def capture(cfg: CaptureConfig) -> dict:
         (out / MANIFEST).unlink()
     barrier()
 
-    tokenizer, _ = load_tokenizer(cfg.teacher)
+    tokenizer, _ = load_tokenizer(_tokenizer_ref(cfg))
     examples, report = load_examples(cfg.data, tokenizer, max_length=cfg.max_length, split=cfg.split,
                                      config=cfg.data_config, limit=cfg.limit, progress=cfg.progress and rank == 0)
     if not examples:
@@ -237,7 +272,25 @@ def capture(cfg: CaptureConfig) -> dict:
     return _finish(cfg, out, manifest, examples, report)
 
 
+def _tokenizer_ref(cfg: CaptureConfig) -> str:
+    """What to render the data with: the teacher, or for a served teacher --tokenizer, else the served model's id."""
+    if cfg.tokenizer or cfg.backend != "served":
+        return cfg.tokenizer or cfg.teacher
+    from .served import ServedTeacher
+
+    teacher = ServedTeacher(cfg._endpoints()[:1], k=cfg.k, retries=cfg.retries)
+    try:
+        return teacher.endpoints[0].model
+    finally:
+        teacher.close()
+
+
 def _make_teacher(cfg: CaptureConfig):
+    if cfg.backend == "served":
+        from .served import ServedTeacher
+
+        return ServedTeacher(cfg._endpoints(), k=cfg.k, concurrency=cfg.concurrency, retries=cfg.retries,
+                             api_key=__import__("os").environ.get("OPENAI_API_KEY"))
     if cfg.backend == "vllm":
         from .modeling import resolve_path
 

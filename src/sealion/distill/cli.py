@@ -25,7 +25,15 @@ def register(subparsers) -> None:
                        epilog="example: sealion distill capture --teacher demo --data sea.jsonl --k 64 --out runs/cap\n"
                               "multi-process: accelerate launch --config_file "
                               "src/sealion/distill/configs/ddp.yaml -m sealion distill capture ...")
-    c.add_argument("--teacher", required=True, help="model reference (HF dir, hub id, demo)")
+    c.add_argument("--teacher", required=True, action="append",
+                   help="model reference (HF dir, hub id, demo), or the URL of an OpenAI-compatible server with "
+                        "vLLM's prompt_logprobs (http://HOST:PORT/v1); several URLs are combined by --teacher-weight")
+    c.add_argument("--teacher-weight", type=float, action="append", default=None,
+                   help="served teachers: weight of each --teacher, in order (default: equal)")
+    c.add_argument("--tokenizer", default=None, help="served teachers: the local tokenizer to render the data with "
+                   "(default: the served model's id)")
+    c.add_argument("--concurrency", type=int, default=8, help="served teachers: requests in flight (default 8)")
+    c.add_argument("--retries", type=int, default=4, help="served teachers: retries per request (default 4)")
     c.add_argument("--data", required=True, action="append", help="JSONL / parquet file or dir, or hub dataset id "
                    "(repeatable)")
     c.add_argument("--out", required=True, help="capture directory (created; resumed when it exists)")
@@ -37,7 +45,8 @@ def register(subparsers) -> None:
     c.add_argument("--batch-rows", type=int, default=8, help="packed rows per teacher pass")
     c.add_argument("--step", type=float, default=1 / 64, help="log-prob grid in nats (default 1/64)")
     c.add_argument("--compressor", choices=["lzma", "zlib", "none"], default="lzma")
-    c.add_argument("--backend", choices=["transformers", "vllm"], default="transformers")
+    c.add_argument("--backend", choices=["transformers", "vllm"], default="transformers",
+                   help="(a URL teacher is always served)")
     c.add_argument("--tensor-parallel", type=int, default=1, help="vLLM tensor parallel size")
     c.add_argument("--dtype", default=None, help="float32 | bfloat16 | float16 (default: float32 on CPU)")
     c.add_argument("--split", default="train", help="hub dataset split")
@@ -108,8 +117,11 @@ def _layers(text: str) -> list[int]:
 def run_capture(args) -> int:
     from .capture import CaptureConfig, capture
 
+    if len(args.teacher) > 1 and not all(t.startswith(("http://", "https://")) for t in args.teacher):
+        raise ConfigError("--teacher: several teachers must all be served (http(s) URLs)")
     manifest = capture(CaptureConfig(
-        teacher=args.teacher, data=args.data, out=args.out, k=args.k, temperature=args.temperature,
+        teacher=args.teacher[0], extra_teachers=args.teacher[1:], teacher_weights=args.teacher_weight,
+        tokenizer=args.tokenizer, concurrency=args.concurrency, retries=args.retries, data=args.data, out=args.out, k=args.k, temperature=args.temperature,
         max_length=args.max_length, shard_size=args.shard_size, batch_tokens=args.batch_tokens,
         batch_rows=args.batch_rows, step=args.step, compressor=args.compressor, backend=args.backend,
         tensor_parallel=args.tensor_parallel, dtype=args.dtype, split=args.split, data_config=args.data_config,
