@@ -339,7 +339,8 @@ def train(cfg: TrainConfig) -> dict:
 
     if is_main:
         out.mkdir(parents=True, exist_ok=True)
-        sio.write_json(out / "train_config.json", {**cfg.to_dict(), "source": source_info, "world_size": world})
+        sio.write_json(out / "train_config.json", {**cfg.to_dict(), "source": source_info, "world_size": world,
+                                                   "distributed_type": str(accelerator.distributed_type)})
     writer = _tensorboard(cfg, out) if is_main else None
     metrics_path = out / "metrics.jsonl"
 
