@@ -36,7 +36,8 @@ def tiny_recipe(teacher: Path, **merge) -> dict:
         "capture": {"top_k": 8, "rows_per_shard": 2, "batch_size": 4},
         "distill": {"max_steps": 4, "batch_size": 2, "micro_batch_size": 2, "lr": 1e-3, "save_every": 2},
         "merge": {"method": "linear", "weight": 0.5, **merge},
-        "evaluate": {"heldout": {"bootstrap": 50, "batch_size": 4}},
+        # SEA-HELM is asked for but gets no --data: the run must say it was skipped
+        "evaluate": {"heldout": {"bootstrap": 50, "batch_size": 4}, "seahelm": {"suite": "seahelm-mini"}},
     }
 
 
@@ -87,6 +88,27 @@ def test_full_run_writes_every_stage(tiny_run):
     for stage in ("distill", "merge"):
         path = Path(json.loads((run / stage / "model.json").read_text())["path"])
         assert (path / "config.json").is_file() and list(path.glob("*.safetensors")), stage
+
+
+def test_finished_distillation_keeps_only_its_final_weights(tiny_run):
+    """save_every=2 of 4 steps wrote checkpoints (weights + optimizer state) while training; once the stage is
+    done they are gone, and nothing in the run holds an optimizer state."""
+    run = tiny_run["run"]
+    model = run / "distill" / "model"
+    assert not (model / "checkpoints").exists()
+    assert not [p for p in run.rglob("*") if "optimizer" in p.name or p.name.startswith("random_states")]
+    assert (model / "train_summary.json").is_file() and (model / "metrics.jsonl").is_file()
+
+
+def test_seahelm_without_data_is_reported_as_not_run(tiny_run):
+    from sealion.recipe.summary import summary_lines
+
+    note = "seahelm-mini not run: no SEA-HELM data (pass --data DIR"
+    assert read_done(tiny_run["run"] / "evaluate")["summary"]["skipped"][0].startswith(note)
+    assert any(line.startswith(f"Not run: {note}") for line in summary_lines(tiny_run["run"]))
+    html = (tiny_run["run"] / "report.html").read_text()
+    assert html.index("Not run in this report") < html.index("<h2>")  # said at the top, before any section
+    assert note in html and report_data(tiny_run["run"])["skipped"][0].startswith(note)
 
 
 def test_report_data_covers_four_models_and_languages(tiny_run):
@@ -180,6 +202,32 @@ def test_killed_run_resumes_to_the_same_report_data(tiny_run):
     assert _close(a["heldout"], b["heldout"])
     assert [s for s, _ in b["curves"]["loss"]] == [1, 2, 3, 4]
     assert b["verdict"] == a["verdict"]
+
+
+def test_distill_killed_after_training_finished_is_not_trained_again(tiny_run, monkeypatch):
+    """A kill between the trainer's last write and the stage's DONE marker: the rerun resumes the stage, keeps
+    the finished weights (no second training) and still removes the leftover checkpoints."""
+    import sealion.recipe.integrate as integrate
+    from sealion.io import write_json
+    from sealion.recipe.runner import STARTED
+
+    run = tiny_run["root"] / "run-late-kill"
+    shutil.copytree(tiny_run["run"], run)
+    done = read_done(run / "distill")
+    (run / "distill" / DONE).unlink()
+    write_json(run / "distill" / STARTED, {"key": done["key"], "started": 0})
+    leftover = run / "distill" / "model" / "checkpoints" / "step-00000002"
+    leftover.mkdir(parents=True)
+    (leftover / "optimizer.bin").write_bytes(b"x" * 1000)
+
+    def no_training(*a, **k):
+        raise AssertionError("the finished student was trained again")
+
+    monkeypatch.setattr(integrate, "train_student", no_training)
+    acts = actions(run_recipe(tiny_run["recipe"], run, log=lambda m: None))
+    assert acts["capture"] == "skip" and acts["distill"] == "resume" and acts["report"] == "run"
+    assert not leftover.parent.exists() and read_done(run / "distill")["summary"]["steps"] == 4
+    assert report_data(run)["heldout"]["student"] == report_data(tiny_run["run"])["heldout"]["student"]
 
 
 def _close(a, b, rel=1e-4) -> bool:
