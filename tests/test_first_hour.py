@@ -124,3 +124,21 @@ def test_chat_verb_warns_on_a_model_without_a_chat_template(tiny_gemma3_dir, tin
     monkeypatch.setattr(sys, "stdin", io.StringIO("Halo!\n"))
     assert main(["chat", str(tiny_text_dir), "--max-new-tokens", "2", "--temperature", "0"]) == 0
     assert "chat template" not in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ eval says what it left out, at the end
+def test_eval_ends_with_a_line_naming_the_skipped_pairs(tiny_text_dir, tmp_path, capsys):
+    """The fixtures hold sentiment for id only and no causal data for id or tl: three pairs are left out."""
+    from sealion.cli import main
+
+    fixtures = REPO / "tests" / "evaluate" / "fixtures" / "seahelm"
+    assert not list(fixtures.glob("nlr/causal/data/id_*")) and list(fixtures.glob("nlu/sentiment_analysis/data/id_*"))
+    rc = main(["eval", "--model", str(tiny_text_dir), "--tasks", "sentiment,causal", "--languages", "id,tl",
+               "--data", str(fixtures), "--runs", "1", "--limit", "1", "--max-tokens", "4", "--no-progress",
+               "--out", str(tmp_path / "ev")])
+    out = capsys.readouterr().out
+    assert rc == 0
+    last = out.rstrip().splitlines()[-1]
+    assert last.startswith("skipped 3 (language, task) pairs: tl/sentiment, id/causal, tl/causal (first: task "
+                           "'sentiment' [tl]: no local file"), last
+    assert "| id | nlu | sentiment |" in out  # the pair that had data was scored
