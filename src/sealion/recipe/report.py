@@ -152,8 +152,9 @@ def _num(v: Any) -> str:
 
 
 READING_GUIDE = (
-    "The teacher wrote responses to the prompts; the student (a smaller copy of it) was trained to match the "
-    "teacher's next-token distribution on them, then merged with its own starting point. The held-out section "
+    "The teacher wrote responses to the prompts; the student (a smaller model) was trained to match the "
+    "teacher's next-token distribution on them, then merged with a partner (by default its own starting point). "
+    "The held-out section "
     "scores all of them on prompts that training never saw. What good looks like: KL(teacher ‖ model) falls from "
     "<i>student before</i> to <i>student after</i> (0 would be the teacher itself), top-1 agreement rises toward "
     "1, and perplexity on the teacher's responses falls toward the teacher's own; an improvement counts when the "
