@@ -1,6 +1,7 @@
 """The OpenAI-compatible app: `create_app(model, ...)` -> FastAPI, an HTTP layer over the engine core.
 
-Routes: POST /v1/chat/completions, POST /v1/completions, POST /tokenize, POST /detokenize (vLLM's), GET /v1/models,
+Routes: POST /v1/chat/completions, POST /v1/completions, POST /tokenize, POST /detokenize, GET /tokenizer_info
+(vLLM's), GET /v1/models,
 GET /v1/models/{id}, GET /health, GET /metrics. Every error leaves in OpenAI's body
 `{"error": {"message", "type", "param", "code"}}`; requests become sequences of the engine's one `EngineCore`
 (`state.py`), which decodes for the server exactly as for `sealion generate`.
@@ -12,13 +13,12 @@ import logging
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from pydantic import ValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
+from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from . import protocol as P
 from .chat_route import chat_completions, plan_chat
-from .chatio import ChatInputError
 from .guard import Guard
 from .state import ApiError, ServeConfig, ServerState
 from .text_route import completions
@@ -136,6 +136,15 @@ def create_app(model, tokenizer=None, *, config: ServeConfig | None = None) -> F
         if body.return_token_strs:
             out["token_strs"] = state.tokenizer.convert_ids_to_tokens(ids)
         return out
+
+    @app.get("/tokenizer_info")
+    async def tokenizer_info():
+        """vLLM's: what a client needs to tokenize like the server (lm-evaluation-harness's remote tokenizer)."""
+        tok = state.tokenizer
+        return {"tokenizer_class": type(tok).__name__, "bos_token": tok.bos_token, "eos_token": tok.eos_token,
+                "pad_token": tok.pad_token, "unk_token": tok.unk_token, "model_max_length": state.max_model_len,
+                "add_bos_token": bool(getattr(tok, "add_bos_token", True)),
+                "chat_template": getattr(tok, "chat_template", None)}
 
     @app.post("/detokenize")
     async def detokenize(body: P.DetokenizeRequest):
