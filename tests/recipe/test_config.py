@@ -111,6 +111,18 @@ def test_real_recipe_plan_validates_offline(tmp_path, capsys):
     assert not (tmp_path / "run").exists()
 
 
+def test_demo_plan_says_seahelm_needs_data(tmp_path, capsys):
+    demo = str(REPO / "recipes" / "demo.yaml")
+    assert main(["recipe", demo, "--plan", "--out", str(tmp_path / "run")]) == 0
+    out = capsys.readouterr().out
+    assert "note: evaluate.seahelm: seahelm-mini will not run: no SEA-HELM data (pass --data DIR)" in out
+    data = tmp_path / "seahelm"
+    data.mkdir()
+    assert main(["recipe", demo, "--plan", "--out", str(tmp_path / "run"), "--data", str(data)]) == 0
+    out = capsys.readouterr().out
+    assert "will not run" not in out and "held-out KL / top-1 / perplexity per language; seahelm-mini" in out
+
+
 def test_real_recipe_run_mode_refuses_missing_data(tmp_path):
     # --plan notes a path that must exist at run time; a real run refuses it up front
     with pytest.raises(ConfigError, match="data.source"):

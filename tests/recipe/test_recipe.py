@@ -36,7 +36,8 @@ def tiny_recipe(teacher: Path, **merge) -> dict:
         "capture": {"top_k": 8, "rows_per_shard": 2, "batch_size": 4},
         "distill": {"max_steps": 4, "batch_size": 2, "micro_batch_size": 2, "lr": 1e-3, "save_every": 2},
         "merge": {"method": "linear", "weight": 0.5, **merge},
-        "evaluate": {"heldout": {"bootstrap": 50, "batch_size": 4}},
+        # SEA-HELM is asked for but gets no --data: the run must say it was skipped
+        "evaluate": {"heldout": {"bootstrap": 50, "batch_size": 4}, "seahelm": {"suite": "seahelm-mini"}},
     }
 
 
@@ -87,6 +88,27 @@ def test_full_run_writes_every_stage(tiny_run):
     for stage in ("distill", "merge"):
         path = Path(json.loads((run / stage / "model.json").read_text())["path"])
         assert (path / "config.json").is_file() and list(path.glob("*.safetensors")), stage
+
+
+def test_finished_distillation_keeps_only_its_final_weights(tiny_run):
+    """save_every=2 of 4 steps wrote checkpoints (weights + optimizer state) while training; once the stage is
+    done they are gone, and nothing in the run holds an optimizer state."""
+    run = tiny_run["run"]
+    model = run / "distill" / "model"
+    assert not (model / "checkpoints").exists()
+    assert not [p for p in run.rglob("*") if "optimizer" in p.name or p.name.startswith("random_states")]
+    assert (model / "train_summary.json").is_file() and (model / "metrics.jsonl").is_file()
+
+
+def test_seahelm_without_data_is_reported_as_not_run(tiny_run):
+    from sealion.recipe.summary import summary_lines
+
+    note = "seahelm-mini not run: no SEA-HELM data (pass --data DIR"
+    assert read_done(tiny_run["run"] / "evaluate")["summary"]["skipped"][0].startswith(note)
+    assert any(line.startswith(f"Not run: {note}") for line in summary_lines(tiny_run["run"]))
+    html = (tiny_run["run"] / "report.html").read_text()
+    assert html.index("Not run in this report") < html.index("<h2>")  # said at the top, before any section
+    assert note in html and report_data(tiny_run["run"])["skipped"][0].startswith(note)
 
 
 def test_report_data_covers_four_models_and_languages(tiny_run):
@@ -182,6 +204,32 @@ def test_killed_run_resumes_to_the_same_report_data(tiny_run):
     assert b["verdict"] == a["verdict"]
 
 
+def test_distill_killed_after_training_finished_is_not_trained_again(tiny_run, monkeypatch):
+    """A kill between the trainer's last write and the stage's DONE marker: the rerun resumes the stage, keeps
+    the finished weights (no second training) and still removes the leftover checkpoints."""
+    import sealion.recipe.integrate as integrate
+    from sealion.io import write_json
+    from sealion.recipe.runner import STARTED
+
+    run = tiny_run["root"] / "run-late-kill"
+    shutil.copytree(tiny_run["run"], run)
+    done = read_done(run / "distill")
+    (run / "distill" / DONE).unlink()
+    write_json(run / "distill" / STARTED, {"key": done["key"], "started": 0})
+    leftover = run / "distill" / "model" / "checkpoints" / "step-00000002"
+    leftover.mkdir(parents=True)
+    (leftover / "optimizer.bin").write_bytes(b"x" * 1000)
+
+    def no_training(*a, **k):
+        raise AssertionError("the finished student was trained again")
+
+    monkeypatch.setattr(integrate, "train_student", no_training)
+    acts = actions(run_recipe(tiny_run["recipe"], run, log=lambda m: None))
+    assert acts["capture"] == "skip" and acts["distill"] == "resume" and acts["report"] == "run"
+    assert not leftover.parent.exists() and read_done(run / "distill")["summary"]["steps"] == 4
+    assert report_data(run)["heldout"]["student"] == report_data(tiny_run["run"])["heldout"]["student"]
+
+
 def _close(a, b, rel=1e-4) -> bool:
     if isinstance(a, dict):
         assert set(a) == set(b)
@@ -224,6 +272,117 @@ def test_report_renders_in_headless_chromium(tiny_run, tmp_path):
     assert not errors, errors
     # no request left the machine: every resource is inline
     assert "net::ERR" not in res.stderr
+
+
+# Measured by the browser's own layout: every text inside its chart, no text over another, the legend clear of
+# every bar, error bar and line, each legend swatch painted and matched by a drawn mark of its colour, no line
+# hidden under an identical one. The result is written into the page as JSON for --dump-dom to carry out.
+GEOMETRY_JS = """
+<script>
+(function () {
+  const problems = [];
+  const box = (el) => el.getBoundingClientRect();
+  const meets = (a, b) => a.left < b.right - 0.5 && b.left < a.right - 0.5 && a.top < b.bottom - 0.5 &&
+                          b.top < a.bottom - 0.5;
+  const charts = Array.from(document.querySelectorAll("svg.chart"));
+  charts.forEach((svg, n) => {
+    const name = n + " " + (svg.querySelector("title") || {}).textContent;
+    const frame = box(svg);
+    const texts = Array.from(svg.querySelectorAll(":scope > text"));
+    texts.forEach((t) => {
+      const b = box(t);
+      if (b.width <= 0 || b.left < frame.left - 0.5 || b.right > frame.right + 0.5 || b.top < frame.top - 0.5 ||
+          b.bottom > frame.bottom + 0.5) problems.push(name + ": text outside the chart: " + t.textContent);
+    });
+    for (let i = 0; i < texts.length; i++) for (let j = i + 1; j < texts.length; j++)
+      if (meets(box(texts[i]), box(texts[j])))
+        problems.push(name + ": texts overlap: " + texts[i].textContent + " / " + texts[j].textContent);
+    const legend = Array.from(svg.querySelectorAll(".swatch, text.legend")).map(box);
+    const marks = Array.from(svg.querySelectorAll(".bar, .errbar, .line"));
+    marks.forEach((m) => {
+      const b = box(m);
+      if (b.top < frame.top - 0.5 || b.bottom > frame.bottom + 0.5)
+        problems.push(name + ": a " + m.getAttribute("class") + " leaves the chart");
+    });
+    marks.forEach((m) => legend.forEach((l) => {
+      if (meets(l, box(m))) problems.push(name + ": a " + m.getAttribute("class") + " covers the legend");
+    }));
+    const colours = new Set(marks.map((m) => getComputedStyle(m)[m.classList.contains("line") ? "stroke" : "fill"]));
+    svg.querySelectorAll(".swatch").forEach((sw) => {
+      const st = getComputedStyle(sw), b = box(sw);
+      const paint = sw.tagName === "line" ? st.stroke : st.fill;
+      const thick = sw.tagName === "line" ? parseFloat(st.strokeWidth) : Math.min(b.width, b.height);
+      if (paint === "none" || !(thick > 0) || !(b.width > 0)) problems.push(name + ": a legend swatch is not painted");
+      if (!colours.has(paint)) problems.push(name + ": no mark drawn in the legend colour " + paint);
+    });
+    const paths = Array.from(svg.querySelectorAll(".line")).map((l) => l.getAttribute("d"));
+    if (new Set(paths).size !== paths.length) problems.push(name + ": a line is drawn over an identical one");
+    if (svg.querySelectorAll(".swatch").length !== svg.querySelectorAll("text.legend").length)
+      problems.push(name + ": legend entries without a swatch");
+  });
+  const out = document.createElement("pre");
+  out.id = "geometry";
+  out.textContent = JSON.stringify({charts: charts.length, problems: problems});
+  document.body.appendChild(out);
+})();
+</script>
+"""
+
+
+def _browser_geometry(exe: str, html: str, tmp_path: Path, name: str) -> dict:
+    """Lay the page out in headless Chromium with the geometry check appended; also leaves NAME.png (a
+    screenshot, for a person to look at) in tmp_path."""
+    page = tmp_path / f"{name}.html"
+    page.write_text(html.replace("</body>", GEOMETRY_JS + "</body>"), encoding="utf-8")
+    base = [exe, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage", "--hide-scrollbars",
+            f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1100,2400"]
+    res = subprocess.run([*base, "--virtual-time-budget=3000", "--dump-dom", page.resolve().as_uri()],
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr[-2000:]
+    m = re.search(r'<pre id="geometry">(.*?)</pre>', res.stdout, re.S)
+    assert m is not None, res.stdout[-1000:]
+    subprocess.run([*base, f"--screenshot={tmp_path / (name + '.png')}", page.resolve().as_uri()],
+                   capture_output=True, timeout=120)
+    from html import unescape
+
+    return json.loads(unescape(m.group(1)))
+
+
+def test_report_charts_lay_out_cleanly_in_chromium(tiny_run, tmp_path):
+    exe = chromium()
+    if exe is None:
+        pytest.skip("chromium is not installed (apt-get install -y chromium)")
+    geo = _browser_geometry(exe, (tiny_run["run"] / "report.html").read_text(encoding="utf-8"), tmp_path, "report")
+    assert geo["charts"] >= 4 and geo["problems"] == []
+    assert (tmp_path / "report.png").stat().st_size > 10_000
+
+
+def test_hard_charts_lay_out_cleanly_in_chromium(tmp_path):
+    """What broke before: a log axis up to a million (long tick labels beside the axis title), values just above
+    a round tick (bars rose over the legend), identical loss and KD curves (one legend entry with no visible
+    line), a curve lying on 0, and more legend entries than fit on one row."""
+    exe = chromium()
+    if exe is None:
+        pytest.skip("chromium is not installed (apt-get install -y chromium)")
+    from sealion.charts import grouped_bars, line_chart
+
+    names = ["teacher", "student before", "student after (distilled)", "merged", "merged (slerp, t=0.3)",
+             "another long model name"]
+    ppl = {n: [(2.1e5 * (i + 1), 1.8e5 * (i + 1), 9.9e5), (3e1, 2e1, 4e1)] for i, n in enumerate(names)}
+    ce = {"ce": [(1, 12.24), (2, 12.46), (3, 12.62)]}
+    loss = {"loss": [(1, 4.2e-5), (2, 3.7e-5)], "kd": [(1, 4.2e-5), (2, 3.7e-5)], "top1_agree": [(1, 0.0), (2, 0.0)]}
+    charts = [grouped_bars("perplexity", ["id", "all"], ppl, ylabel="perplexity (log scale; lower is better)",
+                           log_y=True),
+              grouped_bars("above the last round tick", ["id"], {"a long series name": [(12.4, 12.1, 12.6)],
+                                                                  "another long series name": [(2.0, 1.0, 3.0)]},
+                           ylabel="score"),
+              line_chart("cross-entropy", ce, xlabel="step", ylabel="nats / token"),
+              line_chart("loss", loss, xlabel="step", ylabel="nats / token")]
+    html = "<!DOCTYPE html><html><body>" + "".join(charts) + "</body></html>"
+    geo = _browser_geometry(exe, html, tmp_path, "hard")
+    assert geo == {"charts": 4, "problems": []}
+    assert "loss = kd" in charts[3]  # the two identical curves are one line with one legend entry
 
 
 @pytest.mark.shared

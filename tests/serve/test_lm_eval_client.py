@@ -27,8 +27,12 @@ def _lm_eval_python() -> str:
     try:
         import lm_eval  # noqa: F401
     except ImportError:
-        pytest.skip("lm_eval is not importable (set SEALION_LM_EVAL_PYTHON to a venv with lm-eval==0.4.*)")
+        pytest.skip("lm_eval is not importable (set SEALION_LM_EVAL_PYTHON to a venv with lm-eval==0.4.*)",
+                    allow_module_level=True)
     return sys.executable
+
+
+LM_EVAL_PYTHON = _lm_eval_python()  # skips the module before any server starts
 
 
 MC_DOCS = [
@@ -56,12 +60,12 @@ def _task_dir(root: Path) -> Path:
         (tasks / f"{name}.yaml").write_text(
             f"task: sealion_tiny_{name}\n" + common.format(path=tasks / f"{name}.jsonl")
             + "output_type: generate_until\ndoc_to_text: '{{question}}'\ndoc_to_target: '{{answer}}'\n"
-            "generation_kwargs:\n  until: ['\\n']\n  max_gen_toks: 8\n  do_sample: false\n"
+            "generation_kwargs:\n  until: [\"\\n\"]\n  max_gen_toks: 8\n  do_sample: false\n"
             "metric_list:\n  - metric: exact_match\n")
     return tasks
 
 
-def _run(python: str, tmp: Path, model: str, url: str, tasks: str, *extra: str) -> dict[str, list[dict]]:
+def _run(python: str, tmp: Path, model: str, url: str, tasks: str, *extra: str) -> tuple[dict[str, list[dict]], str]:
     out = tmp / f"out-{model}"
     env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
     r = subprocess.run([python, "-m", "lm_eval", "run", "--model", model, "--model_args",
@@ -75,15 +79,14 @@ def _run(python: str, tmp: Path, model: str, url: str, tasks: str, *extra: str) 
         task = f.name[len("samples_"):].rsplit("_", 1)[0]
         samples[task] = sorted((json.loads(line) for line in f.read_text().splitlines()),
                                key=lambda s: s["doc_id"])
-    return samples
+    return samples, r.stdout + r.stderr
 
 
 def _args(sample: dict) -> list[tuple]:
     """Each request's arguments, in either of lm-eval's log formats."""
-    out = []
-    for a in sample["arguments"]:
-        out.append(tuple(a.values()) if isinstance(a, dict) else tuple(a))
-    return out
+    args = sample["arguments"]
+    args = list(args.values()) if isinstance(args, dict) else args  # {"gen_args_0": {"arg_0", "arg_1"}, ...}
+    return [tuple(a.values()) if isinstance(a, dict) else tuple(a) for a in args]
 
 
 def _log_softmax(model, ids: list[int]) -> torch.Tensor:
@@ -94,14 +97,15 @@ def _log_softmax(model, ids: list[int]) -> torch.Tensor:
 
 @pytest.fixture(scope="module")
 def lm_eval_python():
-    return _lm_eval_python()
+    return LM_EVAL_PYTHON
 
 
 def test_local_completions_loglikelihood_and_generate_until(lm_eval_python, tmp_path, server, scripted_model):
     model, tok = scripted_model
     _task_dir(tmp_path)
-    samples = _run(lm_eval_python, tmp_path, "local-completions", server.url + "/v1/completions",
-                   "sealion_tiny_mc,sealion_tiny_gen")
+    samples, log = _run(lm_eval_python, tmp_path, "local-completions", server.url + "/v1/completions",
+                        "sealion_tiny_mc,sealion_tiny_gen")
+    assert "remote tokenizer backend" in log  # found /tokenizer_info and /tokenize
     # loglikelihood: lm-eval tokenized through the server's /tokenize (its remote tokenizer, no special tokens)
     correct = []
     for doc, sample in zip(MC_DOCS, samples["sealion_tiny_mc"]):
@@ -112,9 +116,9 @@ def test_local_completions_loglikelihood_and_generate_until(lm_eval_python, tmp_
             ref = _log_softmax(model, whole)
             want = sum(float(ref[t - 1, whole[t]]) for t in range(ctxlen, len(whole)))
             greedy = all(int(ref[t - 1].argmax()) == whole[t] for t in range(ctxlen, len(whole)))
-            got, got_greedy = resp[0]
+            got, got_greedy = resp[0]  # logged as strings
             assert math.isclose(float(got), want, abs_tol=1e-3), (context, continuation)
-            assert bool(got_greedy) == greedy
+            assert str(got_greedy) == str(greedy)
             lls.append(want)
         correct.append(max(range(len(lls)), key=lls.__getitem__) == doc["answer"])
     assert [s["acc"] for s in samples["sealion_tiny_mc"]] == [float(c) for c in correct]
@@ -139,7 +143,7 @@ def _ids(value) -> list:
 
 def test_local_chat_completions(lm_eval_python, tmp_path, server):
     _task_dir(tmp_path)
-    samples = _run(lm_eval_python, tmp_path, "local-chat-completions", server.url + "/v1/chat/completions",
+    samples, _ = _run(lm_eval_python, tmp_path, "local-chat-completions", server.url + "/v1/chat/completions",
                    "sealion_tiny_chat", "--apply_chat_template")
     (sample,) = samples["sealion_tiny_chat"]
     assert sample["resps"][0][0] == "Hello there!"  # the scripted model's answer to "Hi"

@@ -70,7 +70,7 @@ def run(args) -> int:
         cfg.engine = open_engine(args.model, backend="llama.cpp")
     results = run_eval(cfg)
     sys.stdout.write(markdown_table(results))
-    t = results.get("timing", {})
-    sys.stdout.write(f"\n{t.get('generated', 0)} generated, {t.get('cached', 0)} from cache, "
-                     f"{t.get('total_seconds', 0):.1f} s. Reports in {args.out}/ (results.json, results.md, report.html)\n")
+    from .summary import closing_lines
+
+    sys.stdout.write("\n" + "\n".join(closing_lines(results, args.out)) + "\n")
     return 0

@@ -30,6 +30,9 @@ def prepare(recipe_path: str | Path, out: str | Path, *, data_dir: str | None = 
 def plan_recipe(recipe_path: str | Path, out: str | Path, *, data_dir: str | None = None,
                 from_stage: str | None = None, only: str | None = None) -> tuple[Recipe, list[StageStatus], list[str]]:
     recipe, runner, notes = prepare(recipe_path, out, data_dir=data_dir, strict=False)
+    sh = recipe.evaluate.seahelm
+    if sh.suite and not (data_dir or sh.data):
+        notes.append(f"evaluate.seahelm: {sh.suite} will not run: no SEA-HELM data (pass --data DIR)")
     return recipe, runner.plan(from_stage=from_stage, only=only), notes
 
 

@@ -59,9 +59,10 @@ def run(args) -> int:
                                                     if recipe.student.num_layers else ""))
         print(f"run directory: {out}")
         width = max(len(s.name) for s in plan)
+        dir_width = max(len(f"{out / s.name}/") for s in plan)
         for s in plan:
-            print(f"  {s.name:<{width}}  {s.action:<12} {out / s.name}/  {describe.get(s.name, '')}"
-                  f"  [{s.reason}]")
+            print(f"  {s.name:<{width}}  {s.action:<8} {str(out / s.name) + '/':<{dir_width}}  "
+                  f"{describe.get(s.name, '')}  [{s.reason}]")
         if recipe.distill.launcher == "accelerate":
             from .integrate import train_command
 

@@ -66,8 +66,9 @@ def train_student(recipe: Recipe, *, student: Path, capture_dir: Path, work_dir:
     cfg = train_config(recipe, student=student, capture_dir=capture_dir, out_dir=out_dir)
     cfg.callback = lambda e: log(f"distill: {e['message']}") if "message" in e else None
     summary = train(cfg)
-    keep = ("steps", "tokens", "target_tokens", "elapsed_s", "tokens_per_s", "peak_rss_mb")
-    return {k: summary[k] for k in keep if k in summary}
+    from .stages import TRAIN_SUMMARY_KEYS
+
+    return {k: summary[k] for k in TRAIN_SUMMARY_KEYS if k in summary}
 
 
 def run_seahelm(recipe: Recipe, models: dict[str, str], data_dir: Path, out_dir: Path, *,

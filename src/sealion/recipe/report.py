@@ -151,7 +151,24 @@ def _num(v: Any) -> str:
     return "–" if v is None else (f"{v:.4g}" if isinstance(v, float) else escape(str(v)))
 
 
-def build_report(run_dir: Path, stage_names: list[str], recipe_yaml: str, *, title: str) -> dict[str, Any]:
+READING_GUIDE = (
+    "The teacher wrote responses to the prompts; the student (a smaller model) was trained to match the "
+    "teacher's next-token distribution on them, then merged with a partner (by default its own starting point). "
+    "The held-out section "
+    "scores all of them on prompts that training never saw. What good looks like: KL(teacher ‖ model) falls from "
+    "<i>student before</i> to <i>student after</i> (0 would be the teacher itself), top-1 agreement rises toward "
+    "1, and perplexity on the teacher's responses falls toward the teacher's own; an improvement counts when the "
+    "95% intervals do not overlap. The merged model usually lands between the two students.")
+
+
+def skipped_notes(run_dir: Path) -> list[str]:
+    """What the evaluate stage left out (e.g. SEA-HELM without --data), from its DONE marker."""
+    done = read_done(Path(run_dir) / "evaluate") or {}
+    return list((done.get("summary") or {}).get("skipped") or [])
+
+
+def build_report(run_dir: Path, stage_names: list[str], recipe_yaml: str, *, title: str,
+                 description: str = "") -> dict[str, Any]:
     """Write RUN/report.html and RUN/report/report.json; returns the report data."""
     run_dir = Path(run_dir)
     report_path = run_dir / "report.html"
@@ -165,6 +182,13 @@ def build_report(run_dir: Path, stage_names: list[str], recipe_yaml: str, *, tit
     parts = [f"<h1>{escape(title)}</h1>",
              f'<p class="muted">run directory <code>{escape(str(run_dir.resolve()))}</code>; report written '
              f'{time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}</p>']
+    if description:
+        parts.append(f'<p class="lead">{escape(description.strip())}</p>')
+    parts.append(f'<p class="guide">{READING_GUIDE}</p>')
+    skipped = skipped_notes(run_dir)
+    if skipped:
+        parts.append('<div class="skipped"><b>Not run in this report:</b><ul>'
+                     + "".join(f"<li>{escape(n)}</li>" for n in skipped) + "</ul></div>")
     # stages
     srows = []
     for s in stages:
@@ -230,6 +254,8 @@ table {{ border-collapse: collapse; margin: 0.5em 0 1.5em; font-size: 13px; }}
 th, td {{ border: 1px solid #ccc; padding: 3px 8px; text-align: left; }}
 th {{ background: #f3f3f3; }}
 .ci, .muted {{ color: #777; font-size: 11px; }}
+.lead, .guide {{ max-width: 900px; line-height: 1.45; }}
+.skipped {{ border-left: 4px solid #e15759; background: #fdf1f1; padding: 0.3em 1em; margin: 1em 0; }}
 pre {{ background: #f7f7f7; padding: 1em; overflow-x: auto; font-size: 12px; }}
 svg.chart {{ display: block; margin: 1em 0; max-width: 100%; height: auto; }}
 </style></head>
@@ -240,7 +266,7 @@ svg.chart {{ display: block; margin: 1em 0; max-width: 100%; height: auto; }}
 """
     write_text(report_path, html)
     data = {"title": title, "stages": [s["stage"] for s in stages if s["done"]], "heldout": heldout,
-            "seahelm": seahelm, "verdict": verdict, "stage_effects": effects,
+            "seahelm": seahelm, "verdict": verdict, "stage_effects": effects, "skipped": skipped,
             "curves": {k: [[x, round(y, 6)] for x, y in v] for k, v in curves.items()}}
     write_json(run_dir / "report" / "report.json", _round(data))
     return data

@@ -106,10 +106,38 @@ def _run_distill(recipe: Recipe, ctx: StageContext) -> dict:
 
     student = model_dir_of(ctx.dep("student"))
     out = ctx.dir / "model"
-    summary = train_student(recipe, student=student, capture_dir=ctx.dep("capture") / "topk", work_dir=ctx.dir,
-                            out_dir=out, log=ctx.log)
+    finished = out / "train_summary.json"  # written last by the trainer, after the final weights
+    if finished.is_file():  # killed after training finished (checkpoints perhaps already gone): nothing to redo
+        from .integrate import read_json
+
+        summary = {k: v for k, v in read_json(finished).items() if k in TRAIN_SUMMARY_KEYS}
+    else:
+        summary = train_student(recipe, student=student, capture_dir=ctx.dep("capture") / "topk",
+                                work_dir=ctx.dir, out_dir=out, log=ctx.log)
+    freed = drop_checkpoints(out)
+    if freed:
+        ctx.log(f"distill: removed the resume checkpoints ({freed / 2**30:.2f} GiB; the final weights are kept)")
     _publish_model(ctx, out)
     return summary
+
+
+TRAIN_SUMMARY_KEYS = ("steps", "tokens", "target_tokens", "elapsed_s", "tokens_per_s", "peak_rss_mb")
+
+
+def drop_checkpoints(model_dir: Path) -> int:
+    """Once training has finished, its checkpoints (weights plus optimizer state, twice the model's size each)
+    serve nothing: resume needs them only while training runs, and later stages read the final weights. Returns
+    the bytes freed."""
+    import shutil
+
+    from .fingerprint import dir_size
+
+    ckpts = model_dir / "checkpoints"
+    if not ckpts.is_dir():
+        return 0
+    size = dir_size(ckpts)
+    shutil.rmtree(ckpts)
+    return size
 
 
 # ------------------------------------------------------------------------------------------------ merge
@@ -192,7 +220,9 @@ def _run_evaluate(recipe: Recipe, ctx: StageContext, data_dir: str | None) -> di
         out["seahelm"] = run_seahelm(recipe, {m: refs[m] for m in sh.models}, resolve_path(recipe, seahelm_data),
                                      ctx.dir, log=ctx.log)
     elif sh.suite:
-        ctx.log(f"evaluate: {sh.suite} skipped (no SEA-HELM data: pass --data DIR)")
+        note = f"{sh.suite} not run: no SEA-HELM data (pass --data DIR, e.g. --data ../shared/data/seahelm-v1)"
+        ctx.log(f"evaluate: {note}")
+        out["skipped"] = [note]  # the report and the terminal summary say it too
     return out
 
 
@@ -200,7 +230,8 @@ def _run_evaluate(recipe: Recipe, ctx: StageContext, data_dir: str | None) -> di
 def _run_report(recipe: Recipe, ctx: StageContext) -> dict:
     from .report import build_report
 
-    data = build_report(ctx.run_dir, list(STAGES[:-1]), dump_yaml(recipe), title=f"sealion recipe: {recipe.name}")
+    data = build_report(ctx.run_dir, list(STAGES[:-1]), dump_yaml(recipe), title=f"sealion recipe: {recipe.name}",
+                        description=recipe.description)
     return {"verdict": data.get("verdict", {})}
 
 

@@ -63,4 +63,7 @@ def summary_lines(run_dir: Path) -> list[str]:
     table = heldout_table(run_dir)
     if table:
         out += ["Held-out KL(teacher || model), nats per token:", *table]
+    from .report import skipped_notes
+
+    out += [f"Not run: {note}" for note in skipped_notes(run_dir)]
     return out

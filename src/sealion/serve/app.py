@@ -13,13 +13,12 @@ import logging
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from pydantic import ValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
+from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from . import protocol as P
 from .chat_route import chat_completions, plan_chat
-from .chatio import ChatInputError
 from .guard import Guard
 from .state import ApiError, ServeConfig, ServerState
 from .text_route import completions
