@@ -1,8 +1,10 @@
-"""The training record: which components of the student the distillation actually changed.
+"""The training record: which parameters of the student the distillation actually changed.
 
-Written next to the trained model as sealion_training.json and read by the merge (merge.plan), so a merge keeps
-what distillation learned (e.g. Gemma 4's per-layer embedding table) and copies from the base only what it did not
-touch (e.g. the vision and audio towers, which text-only data gives no gradient).
+Written next to the trained model as sealion_training.json: the parameters that never received a gradient
+(`frozen`; e.g. the vision and audio towers, which text-only data does not reach). The merge reads it
+(merge.plan.trained_components) so it keeps what distillation learned, e.g. Gemma 4's per-layer embedding table,
+and copies from the base only what was not trained. Plain parameter names: distill does not know merge's
+component names, merge does not import distill.
 """
 
 from __future__ import annotations
@@ -10,7 +12,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from .. import io as sio
-from ..merge.plan import COMPONENTS, TRAINING_RECORD, component_of
+
+TRAINING_RECORD = "sealion_training.json"  # merge/plan.py reads the same file name
+FORMAT = "sealion-training/1"
 
 
 class GradientLedger:
@@ -22,23 +26,17 @@ class GradientLedger:
 
     def update(self) -> None:
         for name, p in self.model.named_parameters():
-            if p.grad is not None and name not in self.touched:
+            if p.grad is not None:
                 self.touched.add(name)
 
     def record(self, *, tied: bool) -> dict:
-        """{"trained": {component: bool}, ...} for the components this model has."""
-        present: dict[str, list[str]] = {}
-        for name, p in self.model.named_parameters():
-            comp = component_of(name)
-            if comp is not None:
-                present.setdefault(comp, []).append(name)
-        # a sharded wrapper (FSDP without orig params) hides per-parameter grads: fall back to requires_grad
-        seen_grads = bool(self.touched)
-        trainable = {n for n, p in self.model.named_parameters() if p.requires_grad}
-        trained = {comp: any((n in self.touched) if seen_grads else (n in trainable) for n in names)
-                   for comp, names in present.items()}
-        return {"trained": trained, "tied_head": tied, "components": sorted(COMPONENTS),
-                "how": "a component is trained when any of its parameters received a gradient"}
+        names = [n for n, _ in self.model.named_parameters()]
+        # a wrapper that hides per-parameter grads (FSDP1 flat parameters) leaves nothing touched: then the
+        # trainable ones are what was trained
+        trained = self.touched or {n for n, p in self.model.named_parameters() if p.requires_grad}
+        return {"format": FORMAT, "frozen": sorted(n for n in names if n not in trained),
+                "trained_parameters": sum(n in trained for n in names), "tied_head": tied,
+                "how": "a parameter is trained when it received a gradient at least once"}
 
 
 def write_record(out: Path, record: dict) -> None:

@@ -69,16 +69,23 @@ def component_of(name: str) -> str | None:
     return None
 
 
-def read_training_record(model_dir: Path) -> dict[str, bool] | None:
-    """{component: trained} from a fine-tuned model's sealion_training.json, or None when it has none."""
+def trained_components(model_dir: Path) -> dict[str, bool] | None:
+    """{component: trained} for a fine-tuned model from its sealion_training.json (the parameters that got no
+    gradient, written by `sealion distill train`), or None when it has none. A component is trained when any of
+    its tensors is not frozen."""
     p = Path(model_dir) / TRAINING_RECORD
     if not p.is_file():
         return None
     try:
-        d = json.loads(p.read_text(encoding="utf-8"))
-        return {str(k): bool(v) for k, v in d["trained"].items()}
-    except (ValueError, KeyError, TypeError, AttributeError):
-        raise ConfigError(f"{p}: malformed training record (expected {{\"trained\": {{component: true|false}}}})") from None
+        frozen = set(json.loads(p.read_text(encoding="utf-8"))["frozen"])
+    except (ValueError, KeyError, TypeError):
+        raise ConfigError(f"{p}: malformed training record (expected {{\"frozen\": [parameter names]}})") from None
+    out: dict[str, bool] = {}
+    for name in CheckpointReader(model_dir).names():
+        comp = component_of(name)
+        if comp is not None:
+            out[comp] = out.get(comp, False) or name not in frozen
+    return out
 
 
 def read_config(model_dir: Path) -> dict:
@@ -237,7 +244,7 @@ def _trained_components(cfg: MergeConfig, anchor: Source) -> dict[str, bool]:
     for src in cfg.models:
         if src.path == anchor.path:
             continue
-        for comp, was in (read_training_record(src.path) or {}).items():
+        for comp, was in (trained_components(src.path) or {}).items():
             out[comp] = out.get(comp, False) or was
     return out
 

@@ -168,9 +168,9 @@ def merge_config(recipe: Recipe, distilled: Path, partner: Path) -> dict:
 
 def with_training_record(cfg: dict, distilled: Path) -> dict:
     """The merge config told what distillation trained (its sealion_training.json), so the merge keeps that work."""
-    from ..merge.plan import read_training_record
+    from ..merge.plan import trained_components
 
-    return {**cfg, "trained": read_training_record(distilled)}
+    return {**cfg, "trained": trained_components(distilled)}
 
 
 def _run_merge(recipe: Recipe, ctx: StageContext) -> dict:
