@@ -54,3 +54,19 @@ def test_valid_merges_pass():
     for merge in ({"method": "slerp"}, {"method": "ties", "parameters": {"density": 0.5}},
                   {"method": "model_stock", "models": ["a/b"]}, {"method": "model_stock", "enabled": False}):
         parse_recipe({"name": "t", "teacher": "demo", "merge": merge}, source="r.yaml")
+
+
+def test_capture_from_served_instances_is_validated_and_passed_on(tmp_path):
+    from sealion.distill.capture import CaptureConfig
+
+    with pytest.raises(ConfigError, match=r"r\.yaml: capture\.served: \[1\] 'gpu2:8000' is not an http"):
+        parse_recipe({"name": "t", "teacher": "demo", "capture": {"served": ["http://a/v1", "gpu2:8000"]}},
+                     source="r.yaml")
+    with pytest.raises(ConfigError, match=r"r\.yaml: capture: .*served_weights: 1 weight\(s\) for 2"):
+        parse_recipe({"name": "t", "teacher": "demo", "capture": {"served": ["http://a/v1", "http://b/v1"],
+                                                                   "served_weights": [1.0]}}, source="r.yaml")
+    r = parse_recipe({"name": "t", "teacher": "demo", "capture": {"served": ["http://a/v1", "http://b/v1"]}})
+    kw = r.capture.served_kwargs(r.teacher)
+    cfg = CaptureConfig(data=["x"], out=str(tmp_path), **kw)
+    assert cfg.backend == "served" and cfg.tokenizer == "demo" and cfg.extra_teachers == ["http://b/v1"]
+    assert [e.weight for e in cfg._endpoints()] == [0.5, 0.5]

@@ -96,6 +96,34 @@ class CaptureSpec(_Section):
     rows_per_shard: int = Field(256, gt=0)
     tensor_parallel: int = Field(1, gt=0)
     dtype: str | None = None
+    served: list[str] = Field(default_factory=list, description="URLs (http://HOST:PORT/v1) of served instances of "
+                              "the teacher (vLLM, sealion serve); the capture is spread over them")
+    served_weights: list[float] | None = Field(None, description="mixture weights of the served teachers")
+
+    @field_validator("served")
+    @classmethod
+    def _urls(cls, v: list[str]) -> list[str]:
+        for i, u in enumerate(v):
+            if not u.startswith(("http://", "https://")):
+                raise ValueError(f"[{i}] {u!r} is not an http(s) URL of an OpenAI-compatible API (.../v1)")
+        return v
+
+    @model_validator(mode="after")
+    def _weights(self) -> "CaptureSpec":
+        if self.served_weights is not None:
+            if len(self.served_weights) != len(self.served):
+                raise ValueError(f"served_weights: {len(self.served_weights)} weight(s) for {len(self.served)} "
+                                 "served teacher(s)")
+            if any(not w > 0 for w in self.served_weights):
+                raise ValueError("served_weights: must all be > 0")
+        return self
+
+    def served_kwargs(self, teacher: str) -> dict:
+        """CaptureConfig fields for the served instances (none: the teacher runs in-process or under vLLM)."""
+        if not self.served:
+            return {}
+        return {"teacher": self.served[0], "extra_teachers": self.served[1:], "teacher_weights": self.served_weights,
+                "tokenizer": teacher, "backend": "served"}
 
 
 class DistillSpec(_Section):

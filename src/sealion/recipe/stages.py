@@ -89,12 +89,14 @@ def _run_capture(recipe: Recipe, ctx: StageContext) -> dict:
     c = recipe.capture
     if c.mode != "topk":
         raise ConfigError("capture.mode: only 'topk' is implemented by sealion.distill.capture")
+    served = c.served_kwargs(recipe.teacher)  # served instances replace teacher and backend
     cfg = CaptureConfig(
-        teacher=recipe.teacher, data=[str(ctx.dep("data") / "train.jsonl")], out=str(ctx.dir / "topk"), k=c.top_k,
-        max_length=recipe.data.max_seq_len, shard_size=c.rows_per_shard, batch_rows=c.batch_size,
-        batch_tokens=c.batch_size * recipe.data.max_seq_len, backend="vllm" if c.backend == "vllm" else "transformers",
+        teacher=served.pop("teacher", recipe.teacher), data=[str(ctx.dep("data") / "train.jsonl")],
+        out=str(ctx.dir / "topk"), k=c.top_k, max_length=recipe.data.max_seq_len, shard_size=c.rows_per_shard, batch_rows=c.batch_size,
+        batch_tokens=c.batch_size * recipe.data.max_seq_len,
+        backend=served.pop("backend", "vllm" if c.backend == "vllm" else "transformers"),
         dtype=c.dtype, tensor_parallel=c.tensor_parallel, callback=lambda e: ctx.log(f"capture: {e['message']}")
-        if "message" in e else None)
+        if "message" in e else None, **served)
     manifest = capture(cfg)
     return {k: manifest.get(k) for k in ("num_examples", "num_shards", "positions", "bytes", "bytes_per_position",
                                           "k")}
