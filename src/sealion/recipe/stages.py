@@ -92,8 +92,8 @@ def _run_capture(recipe: Recipe, ctx: StageContext) -> dict:
     served = c.served_kwargs(recipe.teacher)  # served instances replace teacher and backend
     cfg = CaptureConfig(
         teacher=served.pop("teacher", recipe.teacher), data=[str(ctx.dep("data") / "train.jsonl")],
-        out=str(ctx.dir / "topk"), k=c.top_k, max_length=recipe.data.max_seq_len, shard_size=c.rows_per_shard, batch_rows=c.batch_size,
-        batch_tokens=c.batch_size * recipe.data.max_seq_len,
+        out=str(ctx.dir / "topk"), k=c.top_k, max_length=recipe.data.max_seq_len, shard_size=c.rows_per_shard,
+        batch_rows=c.batch_size, batch_tokens=c.batch_size * recipe.data.max_seq_len,
         backend=served.pop("backend", "vllm" if c.backend == "vllm" else "transformers"),
         dtype=c.dtype, tensor_parallel=c.tensor_parallel, callback=lambda e: ctx.log(f"capture: {e['message']}")
         if "message" in e else None, **served)
