@@ -51,11 +51,12 @@ class LocalEngine(Engine):
         fast_greedy="auto",
         group_prefill: bool = True,
         prefix_cache_mb: float = DEFAULT_PREFIX_CACHE_MB,
+        quantize: str | None = None,
     ):
         from ..models import LoadedModel, load
 
         self.loaded: LoadedModel = model if isinstance(model, LoadedModel) else load(
-            model, dtype=dtype, device=device, text_only=text_only
+            model, dtype=dtype, device=device, text_only=text_only, quantize=quantize
         )
         self.model = self.loaded.model
         self.model.eval()
