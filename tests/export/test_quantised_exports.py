@@ -213,7 +213,8 @@ def test_demo_quantised_export_generates(demo_dir, tmp_path, quant):
 
     result = export_gguf(demo_dir, tmp_path / f"demo.{quant}.gguf", quant=quant, threads=2)
     size = result.path.stat().st_size
-    assert size < (300e6 if quant == "q8_0" else 260e6)  # the f32 file is ~1.07 GB
+    # the f32 file is 1.09 GB; measured: q8_0 301 MB, q4_k_m 262 MB (640-wide rows: k-quants fall back to q5_0)
+    assert size < (330e6 if quant == "q8_0" else 280e6)
     toks = _generate(result.path, "The capital of France is")
     model = LlamaCppModel(result.path, n_ctx=64, n_threads=2)
     try:
