@@ -22,6 +22,7 @@ VERB_MODULES = [
     "sealion.merge.cli",  # merge
     "sealion.recipe.cli",  # recipe
     "sealion.export.cli",  # export, quantize-report
+    "sealion.quant.cli",  # quantize
 ]
 
 

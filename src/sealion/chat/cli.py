@@ -309,6 +309,8 @@ def run(args: argparse.Namespace) -> int:
     tools = as_tools(load_tool_functions(args.tools))
     remote = str(args.model).startswith(("http://", "https://"))
     kw = {} if remote or args.dtype is None else {"dtype": args.dtype}
+    if not remote and getattr(args, "quantize", None):
+        kw["quantize"] = args.quantize
     engine = open_engine(args.model, backend=getattr(args, "backend", "auto"), **kw)
     try:
         warning = base_model_warning(getattr(engine, "tokenizer", None), args.model)
@@ -345,8 +347,9 @@ def register(subparsers) -> None:
     p.add_argument("--seed", type=int, default=None, help="sampling seed, for repeatable replies")
     p.add_argument("--dtype", default=None, choices=DTYPES, help="weights dtype (default: float32 on CPU)")
     p.add_argument("--no-color", action="store_true", help="plain output even on a terminal")
-    from sealion.engine.cli import add_backend_arg
+    from sealion.engine.cli import add_backend_arg, add_quantize_arg
 
+    add_quantize_arg(p)
     add_backend_arg(p)
     p.set_defaults(func=run)
 

@@ -9,7 +9,8 @@ from pathlib import Path
 
 from ..errors import SealionError
 
-DTYPES = ("float32", "bfloat16", "float16")
+DTYPES = ("float32", "bfloat16", "float16", "bf16")  # bf16: fast where the CPU has native bf16
+QUANTIZE_MODES = ("int8", "int4")
 # the CLI flag for each field the sampling rule (engine/params.py) names
 SAMPLING_FLAGS = {"temperature": "--temperature", "top_p": "--top-p", "top_k": "--top-k",
                   "max_tokens": "--max-new-tokens", "seed": "--seed", "stop": "--stop"}
@@ -31,7 +32,14 @@ def add_engine_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dtype", default=None, choices=DTYPES, help="weights dtype (default: float32 on CPU)")
     p.add_argument("--api-key", default=None, help="API key for an HTTP endpoint (or OPENAI_API_KEY)")
     p.add_argument("--served-model", default=None, help="model name to request from an HTTP endpoint")
+    add_quantize_arg(p)
     add_backend_arg(p)
+
+
+def add_quantize_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--quantize", default=None, choices=QUANTIZE_MODES,
+                   help="weight-only int8/int4 linear layers, embeddings and LM head on PyTorch's CPU kernels "
+                        "(sealion.quant); a directory saved by 'sealion quantize' is already quantised")
 
 
 def add_backend_arg(p: argparse.ArgumentParser) -> None:
@@ -56,6 +64,8 @@ def engine_from_args(args, **kw):
         return open_engine(args.model, model=args.served_model, api_key=args.api_key, **kw)
     if getattr(args, "backend", "auto") == "llama.cpp":
         return open_engine(args.model, backend="llama.cpp")
+    if getattr(args, "quantize", None):
+        kw["quantize"] = args.quantize
     return open_engine(args.model, dtype=args.dtype, **kw)
 
 

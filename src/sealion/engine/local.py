@@ -53,11 +53,12 @@ class LocalEngine(Engine):
         group_prefill: bool = True,
         prefix_cache_mb: float = DEFAULT_PREFIX_CACHE_MB,
         max_model_len: int | None = None,
+        quantize: str | None = None,
     ):
         from ..models import LoadedModel, load
 
         self.loaded: LoadedModel = model if isinstance(model, LoadedModel) else load(
-            model, dtype=dtype, device=device, text_only=text_only
+            model, dtype=dtype, device=device, text_only=text_only, quantize=quantize
         )
         self.model = self.loaded.model
         self.model.eval()

@@ -240,6 +240,31 @@ def _rope_freqs(ck: Checkpoint):
     return np.array([1.0] * n_rot + [1e30] * (head_full // 2 - n_rot), dtype=np.float32)
 
 
+# generation_config.json field -> GGUF key writer (general.sampling.*, which llama.cpp's samplers read as defaults)
+SAMPLING_FIELDS = {"temperature": ("add_sampling_temp", float), "top_k": ("add_sampling_top_k", int),
+                   "top_p": ("add_sampling_top_p", float), "min_p": ("add_sampling_min_p", float),
+                   "repetition_penalty": ("add_sampling_penalty_repeat", float)}
+
+
+def _write_sampling_defaults(w, ck: Checkpoint) -> None:
+    """The checkpoint's sampling defaults, when generation_config.json samples (do_sample=true)."""
+    path = ck.path / "generation_config.json"
+    if not path.is_file():
+        return
+    try:
+        gen = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as e:
+        raise ExportError(f"{path}: invalid JSON ({e})") from None
+    if not gen.get("do_sample"):
+        return  # greedy by default: llama.cpp's own defaults are as good a guess as any
+    for key, (method, cast) in SAMPLING_FIELDS.items():
+        if gen.get(key) is not None:
+            try:
+                getattr(w, method)(cast(gen[key]))
+            except (TypeError, ValueError):
+                raise ExportError(f"{path}: field {key}={gen[key]!r} is not a number") from None
+
+
 # ---- tokenizer ------------------------------------------------------------------------------------------------
 
 
@@ -366,6 +391,7 @@ def _write_float_gguf(ck: Checkpoint, out: Path, ftype: str, *, progress=None) -
                      "bf16": gguf.LlamaFileType.MOSTLY_BF16}[ftype])
     w.add_quantization_version(gguf.GGML_QUANT_VERSION)
     _write_arch_metadata(w, ck)
+    _write_sampling_defaults(w, ck)
     _write_tokenizer(w, ck, ck.shape(embed)[0])
 
     extra = [("rope_freqs.weight", _rope_freqs(ck))] if ck.arch == "gemma4" else []
@@ -491,7 +517,15 @@ def export_gguf(model: str | os.PathLike, out: str | os.PathLike, *, quant: str 
                 _llama_quantize(base_file, tmp, quant, ple_quant=ple_quant, threads=threads)
             finally:
                 base_file.unlink(missing_ok=True)  # never keep the intermediate file
+        _make_readable(tmp)
     return ExportResult(path=out, quant=quant, arch=ck.arch, n_tensors=n, skipped=skipped, ple_quant=ple_quant)
+
+
+def _make_readable(path: Path) -> None:
+    """The temporary file is private (0600); an exported model is an ordinary file (0644 under umask 022)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
 
 
 def _source_is_bf16(ck: Checkpoint) -> bool:

@@ -33,6 +33,9 @@ class LoadedModel:
         return getattr(self.tokenizer, "chat_template", None)
 
 
+DTYPE_ALIASES = {"bf16": "bfloat16", "fp32": "float32", "f32": "float32", "fp16": "float16", "f16": "float16"}
+
+
 def default_device() -> str:
     import torch
 
@@ -46,7 +49,8 @@ def _resolve_dtype(dtype, device: str):
         # float32 on CPU (bf16 matmuls are slower on most CPUs); the checkpoint's dtype on GPU
         return torch.float32 if device == "cpu" else "auto"
     if isinstance(dtype, str):
-        if not hasattr(torch, dtype):
+        dtype = DTYPE_ALIASES.get(dtype, dtype)
+        if not hasattr(torch, dtype) or not isinstance(getattr(torch, dtype), torch.dtype):
             raise ModelLoadError(f"unknown dtype '{dtype}' (use float32, bfloat16 or float16)")
         return getattr(torch, dtype)
     return dtype
@@ -95,13 +99,18 @@ def load(
     allow_pickle: bool = False,
     trust_remote_code: bool = False,
     with_model: bool = True,
+    quantize: str | None = None,
 ) -> LoadedModel:
     """Load a model reference (local dir, hub id, .gguf file, or alias `demo`).
 
     Gemma 4 multimodal checkpoints load as `Gemma4ForConditionalGeneration`; `text_only=True` loads just the
     language model (`Gemma4ForCausalLM` with remapped keys), leaving the vision and audio towers out of memory
     with identical logits.
+
+    `quantize="int8"|"int4"` stores the text model's linear layers, embeddings and LM head as weight-only int8/int4
+    (`sealion.quant`, CPU); a directory written by `sealion quantize` loads quantised as it was saved.
     """
+    from .. import quant
     import transformers
 
     path = resolve(ref)
@@ -113,6 +122,17 @@ def load(
     if not with_model:
         return LoadedModel(None, tokenizer, processor, path, str(ref))
 
+    if quant.is_quantized_dir(path):
+        spec = quant.read_spec(path)
+        if quantize is not None and quant.check_mode(quantize) != spec.mode:
+            raise ModelLoadError(f"{path}: already quantised as {spec.mode}; --quantize {quantize} cannot change it")
+        model = quant.load_quantized(path, device=device)
+        return LoadedModel(model, tokenizer, processor, path, str(ref))
+    if quantize is not None:
+        quantize = quant.check_mode(quantize)
+        if device != "cpu":
+            raise ModelLoadError(f"--quantize {quantize} runs on the CPU kernels only (device={device})")
+        torch_dtype = __import__("torch").float32  # quantised from the fp32 weights
     config = _read_config(path)
     model_type = config.get("model_type")
     kw: dict[str, Any] = dict(dtype=torch_dtype, trust_remote_code=trust_remote_code)
@@ -131,4 +151,6 @@ def load(
     else:
         model = _from_pretrained(transformers.AutoModelForCausalLM, path, **kw)
     model.to(device).eval()
+    if quantize is not None:
+        quant.quantize_model(model, quantize)
     return LoadedModel(model, tokenizer, processor, path, str(ref))

@@ -42,6 +42,9 @@ def register(subparsers) -> None:
     p.add_argument("--max-body-mb", type=float, default=4.0, help="largest request body in MiB (413 beyond)")
     p.add_argument("--dtype", default=None, choices=DTYPES, help="default: the loader's choice (float32 on CPU)")
     p.add_argument("--device", default=None, help="cpu | cuda | cuda:N (default: the loader's choice)")
+    from sealion.engine.cli import add_quantize_arg
+
+    add_quantize_arg(p)
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     p.set_defaults(func=run)
 
@@ -80,7 +83,8 @@ def run(args) -> int:
         print(f"sealion serve: warning: binding {args.host} without --api-key; anyone who can reach this port "
               "can use the model", file=sys.stderr)
     sock = bind_socket(args.host, args.port)  # a port in use is found before the model loads
-    model, tokenizer = load_for_serving(args.model, dtype=args.dtype, device=args.device)
+    model, tokenizer = load_for_serving(args.model, dtype=args.dtype, device=args.device,
+                                        quantize=getattr(args, "quantize", None))
     warning = base_model_warning(tokenizer, args.model)
     if warning:
         print(f"sealion serve: {warning.split('; chat')[0]}; /v1/chat/completions may answer '' or echo turn "
