@@ -243,8 +243,10 @@ class TaskKind:
     def make_items(self, spec: TaskSpec, lang: str, rows: list[dict]) -> list[Item]:
         ls = spec.lang(lang)
         items = []
+        # SEA Safeguard rows carry `prompt_label` / `response_label`; the spec names which one is the gold
+        label_field = spec.options.get("label_field") or "label"
         for i, row in enumerate(rows):
-            label = row.get("label")
+            label = row.get(label_field)
             items.append(Item(
                 id=str(row.get("id", i)),
                 prompts=list(row["prompts"]),
