@@ -88,3 +88,79 @@ def test_safeguard_runs_end_to_end_under_safety(tree_dir, tiny_text_dir, tmp_pat
                               progress=False))
     safety = res["results"]["id"]["safety"]
     assert set(tasks) <= set(safety) and all(safety[k]["n_items"] == 2 for k in tasks)
+
+
+class _ScriptedJudge:
+    """An engine whose replies are scripted per criterion text; it records every request's messages."""
+
+    def __init__(self, reply_for):
+        self.reply_for, self.seen = reply_for, []
+
+    def chat(self, reqs):
+        from sealion.engine.types import Completion
+
+        out = []
+        for r in reqs:
+            self.seen.append(r.messages)
+            text = self.reply_for(r.messages[-1]["content"])
+            out.append(Completion(text=text, content=text, finish_reason="stop", prompt_tokens=1, completion_tokens=1))
+        return out
+
+    def close(self):
+        pass
+
+
+def _ctx(tmp_path, judge):
+    from sealion.evaluate.tasks import ScoreContext
+
+    return ScoreContext(run=0, seed=1, cache_dir=tmp_path, engine_factory=lambda ref: judge, options={"judge": "j"})
+
+
+@pytest.mark.parametrize("key, lang", [("kalahi-judge", "tl"), ("syntax-criteria", "id"), ("mt-bench-judge", "id")])
+def test_criteria_judges_use_the_tree_prompts_and_classes(tree_dir, tmp_path, key, lang):
+    """Judge messages are the task config's system prompt and criteria prompt filled in; scores follow its
+    `classifications` with SEA-HELM's case-sensitive last-tag parse, mean over criteria then over turns."""
+    judge_cfg = _raw(tree_dir)[key]["judge"]
+    classes = judge_cfg["classifications"]
+    names = list(classes)
+    multi = isinstance(judge_cfg["judge_prompts"]["criteria_prompt"], dict)
+    crit = [[{"keyPointText": "c-first"}, {"keyPointText": "c-second"}], [{"keyPointText": "c-third"}]]
+    row = {"id": "q1", "prompts": [{"text": "Q one"}] + ([{"text": "Q two"}] if multi else []),
+           "criteria": crit if multi else crit[0], "metadata": {"category": "writing"}}
+    replies = {"c-first": f"<reflection>x</reflection><classification>{names[-1]}</classification>",
+               "c-second": f"<classification>{names[-1]}</classification> then <classification>{names[0]}</classification>",
+               "c-third": f"<classification>{names[-1].lower()}</classification>"}  # lower case: unknown -> 0
+    judge = _ScriptedJudge(lambda text: next(v for k, v in replies.items() if k in text))
+    tree = load_tree(str(tree_dir))
+    spec = tree.spec(key)
+    kind = get_kind(spec.kind)
+    items = kind.make_items(spec, lang, [row])
+    answers = ["A one", "A two"][: len(row["prompts"])]
+    outs = [[TurnOutput(text=a, answer=a) for a in answers]]
+    scores = kind.score(spec, lang, items, outs, _ctx(tmp_path, judge))
+    turn1 = (classes[names[-1]] + classes[names[0]]) / 2
+    expected = (turn1 + 0.0) / 2 if multi else turn1
+    assert scores[0].score == pytest.approx(expected)
+    # the first call, filled in by hand from the config's templates
+    tmpl = judge_cfg["judge_prompts"]["criteria_prompt"]
+    tmpl = tmpl["turn_1"] if multi else tmpl
+    fields = {"transcript": "[User]\nQ one", "prompt": "Q one", "response": "A one", "keyPointText": "c-first"}
+    assert judge.seen[0] == [{"role": "system", "content": judge_cfg["judge_prompts"]["system_prompt"]},
+                             {"role": "user", "content": tmpl.format(**fields)}]
+    if multi:
+        want = judge_cfg["judge_prompts"]["criteria_prompt"]["turn_2"].format(
+            transcript="[User]\nQ one\n\n[Assistant (fixed)]\nA one\n\n[User]\nQ two", response="A two",
+            keyPointText="c-third")
+        assert judge.seen[2][-1]["content"] == want
+
+
+def test_default_set_runs_the_criteria_mt_bench_where_seahelm_does(tree_dir):
+    """SEA-HELM's `seahelm` set has `mt-bench-judge` (criteria); sealion's own set follows it, not the legacy
+    pairwise `mt-bench`."""
+    from sealion.evaluate.tasks import task_sets
+
+    theirs = yaml.safe_load(open(tree_dir / "seahelm_tasks" / "task_config.yaml", encoding="utf-8"))["seahelm"]
+    ours = task_sets()["seahelm"]
+    for lang, tasks in theirs.items():
+        assert ("mt-bench-criteria" in ours[lang]) == ("mt-bench-judge" in tasks), lang
+        assert "mt-bench" not in ours[lang]

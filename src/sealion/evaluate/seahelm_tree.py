@@ -46,6 +46,8 @@ KIND_BY_METRIC_CLASS = {
     "MinimalPairsMetric": "minimal-pairs",
     "PragmaticReasoningMetric": "choice",
     "IFEvalMetric": "ifeval",
+    "CriteriaJudgeMetric": "mtbench-criteria",  # kalahi-judge
+    "LindseaJudgeMetric": "mtbench-criteria",  # syntax-criteria
 }
 
 _INTERP = re.compile(r"\$\{([^}]+)\}")
@@ -217,6 +219,14 @@ class SeahelmTree:
         fewshot = cfg.get("fewshot_num_examples")
         fewshot = fewshot if isinstance(fewshot, dict) else {}
         n_shots = fewshot.get("base", self.constants.get("base_num_in_context_examples", 5))
+        judge = cfg.get("judge")
+        if kind == "mtbench-criteria" and isinstance(judge, dict) and judge.get("judge_prompts"):
+            if not isinstance(judge.get("classifications"), dict):
+                raise ConfigError(f"{where}: {key}.judge has judge_prompts but no classifications mapping")
+            options["seahelm_judge"] = {"judge_prompts": judge["judge_prompts"],
+                                        "classifications": judge["classifications"]}
+            per_turn = judge["judge_prompts"].get("criteria_prompt")
+            options["turns"] = len(per_turn) if isinstance(per_turn, dict) else 1  # turn_1, turn_2: multi-turn
         label_field = _label_field(cfg)
         if label_field:
             options["label_field"] = label_field
