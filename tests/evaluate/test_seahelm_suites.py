@@ -164,3 +164,50 @@ def test_default_set_runs_the_criteria_mt_bench_where_seahelm_does(tree_dir):
     for lang, tasks in theirs.items():
         assert ("mt-bench-criteria" in ours[lang]) == ("mt-bench-judge" in tasks), lang
         assert "mt-bench" not in ours[lang]
+
+
+def test_logprob_variant_scores_labels_by_prompt_logprobs(tree_dir, tiny_text_dir, tmp_path):
+    """`sentiment-logprobs`: each label's continuation log-prob (engine core, prompt_logprobs) equals a dense
+    forward pass of the same model over prompt + continuation; the item's score is the gold's renormalised
+    probability, averaged x100 (average_cumulative_probabilities)."""
+    import math
+
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from sealion.engine import open_engine, prompting
+    from sealion.evaluate.tasks import Item, ScoreContext
+
+    tree = load_tree(str(tree_dir))
+    spec = tree.spec("sentiment-logprobs")
+    assert spec.kind == "logprob-choice" and spec.max_runs == 1
+    kind = get_kind(spec.kind)
+    tmpl = _raw(tree_dir)["sentiment"]["languages"]["id"]["prompt_template"]
+    labels = ["Positif", "Negatif", "Netral"]
+    messages = [{"role": "user", "content": "Kalimat: bagus sekali"}]
+    items = [Item(id=str(i), prompts=[{"text": "x"}], label=lab, metadata={}, extra={"_prompts": {0: [messages]}})
+             for i, lab in enumerate(["Positif", "Netral"])]
+    engine = open_engine(str(tiny_text_dir))
+    try:
+        ctx = ScoreContext(run=0, seed=1, cache_dir=tmp_path, engine_factory=lambda ref: engine)
+        scores = kind.score(spec, "id", items, [[TurnOutput(text="", answer="")]] * 2, ctx)
+        prefix = list(prompting.chat_prompt(engine.tokenizer, messages).ids)
+        model = AutoModelForCausalLM.from_pretrained(str(tiny_text_dir), dtype=torch.float32).eval()
+        ref = {}
+        for lab in labels:
+            cont = tmpl["answer_template"].format(answer_tag=tmpl["answer_tag"], label=lab).strip()
+            ids = engine.tokenizer(cont, add_special_tokens=False).input_ids
+            with torch.no_grad():
+                logp = torch.log_softmax(model(torch.tensor([prefix + ids])).logits[0].float(), -1)
+            ref[lab] = sum(float(logp[len(prefix) + j - 1, t]) for j, t in enumerate(ids))
+    finally:
+        engine.close()
+    got = scores[0].details["logprobs"]
+    assert set(got) == set(labels)
+    for lab in labels:
+        assert got[lab] == pytest.approx(ref[lab], abs=2e-3)
+    z = sum(math.exp(v) for v in ref.values())
+    assert scores[0].score == pytest.approx(math.exp(ref["Positif"]) / z, abs=1e-3)
+    assert scores[1].score == pytest.approx(math.exp(ref["Netral"]) / z, abs=1e-3)
+    m = kind.task_metrics(spec, "id", items, scores)
+    assert m["average_cumulative_probabilities"] == pytest.approx(50 * (scores[0].score + scores[1].score))

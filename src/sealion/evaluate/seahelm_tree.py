@@ -197,8 +197,12 @@ class SeahelmTree:
             raise ConfigError(f"task {key!r} is not in the SEA-HELM tree {self.tasks_dir}")
         cfg = self.tasks[key]
         where = str(self.config_files[key])
-        base = all_specs().get(self.sealion_name(key))
+        # `sentiment-logprobs` etc.: sealion's spec of the generative task gives the labels; the kind scores them
+        stem = key[: -len("-logprobs")] if key.endswith("-logprobs") else key
+        base = all_specs().get(self.sealion_name(stem))
         kind = base.kind if base else KIND_BY_METRIC_CLASS.get(str(cfg.get("metric_class")), "")
+        if cfg.get("use_logprobs"):
+            kind = "logprob-choice"
         langs: dict[str, LanguageSpec] = {}
         for lang, lc in (cfg.get("languages") or {}).items():
             if not isinstance(lc, dict):
