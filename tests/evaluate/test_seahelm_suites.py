@@ -164,6 +164,25 @@ def test_default_set_runs_the_criteria_mt_bench_where_seahelm_does(tree_dir):
     for lang, tasks in theirs.items():
         assert ("mt-bench-criteria" in ours[lang]) == ("mt-bench-judge" in tasks), lang
         assert "mt-bench" not in ours[lang]
+        for judged in ("syntax-criteria", "kalahi-judge"):
+            assert (judged in ours[lang]) == (judged in tasks), (lang, judged)
+
+
+def test_sealion_specs_of_the_single_turn_criteria_judges(tmp_path):
+    """Without a tree: kalahi-judge / syntax-criteria are one-turn criteria tasks judged with sealion's prompts."""
+    from sealion.evaluate.mtbench.prompts import criteria_messages
+    from sealion.evaluate.tasks import get_spec
+
+    for name, lang in (("kalahi-judge", "tl"), ("syntax-criteria", "id")):
+        spec = get_spec(name)
+        kind = get_kind(spec.kind)
+        row = {"id": "k1", "prompts": [{"text": "Sitwasyon X"}], "criteria": [{"keyPointText": "c-a"}, "c-b"]}
+        items = kind.make_items(spec, lang, [row])
+        judge = _ScriptedJudge(lambda text: "<classification>CLASS_EXACTLY_MET</classification>" if "c-a" in text
+                               else "<classification>CLASS_UNMET</classification>")
+        scores = kind.score(spec, lang, items, [[TurnOutput(text="ans", answer="ans")]], _ctx(tmp_path / name, judge))
+        assert scores[0].score == pytest.approx(0.5)
+        assert judge.seen[0] == criteria_messages(["Sitwasyon X"], ["ans"], 1, "c-a")
 
 
 def test_logprob_variant_scores_labels_by_prompt_logprobs(tree_dir, tiny_text_dir, tmp_path):
