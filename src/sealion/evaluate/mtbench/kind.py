@@ -101,8 +101,6 @@ class MTBenchPairwise(_MTBenchBase):
 
     def score(self, spec: TaskSpec, lang: str, items: list[Item], outputs: list[list[TurnOutput]],
               ctx: ScoreContext) -> list[ItemScore]:
-        # --seahelm: the task config's own judge prompts and classes (judge.judge_prompts / .classifications)
-        tree = spec.options.get("seahelm_judge")
         calls: list[JudgeCall] = []
         for i, (item, turns) in enumerate(zip(items, outputs)):
             qs = self.questions(item)
