@@ -24,8 +24,9 @@ def _balanced(labels, correct):
     return sum(sum(v) / len(v) for v in per_class.values()) / len(per_class)
 
 
-def _reference(tasks, n_boot=30, seed=SEED):
-    """SEA-HELM's notebook: one generator, tasks in order; per replicate each question takes one run's score."""
+def _reference(tasks, n_boot=30, seed=SEED, raw=False):
+    """SEA-HELM's notebook: one generator, tasks in order; per replicate each question takes one run's score.
+    raw: the balanced accuracy before chance normalisation (the leaderboard's raw column)."""
     gen = np.random.default_rng(seed)
     out = {}
     for t in tasks:
@@ -37,7 +38,7 @@ def _reference(tasks, n_boot=30, seed=SEED):
             labels = t.labels
             hashable = labels and all(isinstance(x, str) for x in labels)  # list golds (QA): a TypeError there
             if hashable and len(set(labels)) != len(labels):
-                chance = 1 / len(set(labels))
+                chance = 0.0 if raw else 1 / len(set(labels))
                 reps.append(100 * max((_balanced(labels, [d >= 1 for d in drawn]) - chance) / (1 - chance), 0))
             else:
                 reps.append(100 * sum(drawn) / len(drawn))
@@ -145,3 +146,20 @@ def test_generator_order_matters_as_in_seahelm():
     assert first["id"]["nlu"]["qa"]["mean"] != pytest.approx(first["vi"]["nlu"]["qa"]["mean"])
     swapped = aggregate([b, a])["results"]
     assert swapped["vi"]["nlu"]["qa"]["mean"] == pytest.approx(first["id"]["nlu"]["qa"]["mean"])
+
+
+def test_results_nest_language_competency_task_and_carry_the_sea_average_normalised_and_raw():
+    tasks = _tasks()
+    agg = aggregate(tasks)
+    r = agg["results"]
+    assert set(r) == {"id", "th"} and set(r["id"]) == {"nlu", "nlr", "linguistic-diagnostics", "total"}
+    assert {"sentiment", "qa", "total"} <= set(r["id"]["nlu"]) and "causal" in r["id"]["nlr"]
+    for kind, ref in (("norm", _reference(tasks)), ("raw", _reference(tasks, raw=True))):
+        ref = {k: np.array(v) for k, v in ref.items()}
+        id_lang = ((ref[("id", "sentiment")] + ref[("id", "qa")]) / 2 + ref[("id", "causal")]
+                   + (ref[("id", "pragmatic-single")] + ref[("id", "pragmatic-pair")]) / 2) / 3
+        sea = (id_lang + ref[("th", "sentiment")]) / 2
+        got = agg["sea_average"] if kind == "norm" else agg["sea_average"]["raw"]
+        assert got["mean"] == pytest.approx(sea.mean()), kind
+        assert got["stderr"] == pytest.approx(_stderr(list(sea))), kind
+    assert agg["sea_average"]["raw"]["mean"] > agg["sea_average"]["mean"]

@@ -116,3 +116,22 @@ def test_niah_end_to_end_on_tiny_model(tiny_text_dir, recipe, tmp_path):
     assert entry["n_items"] == 2 and entry["metrics"]["context_size"] == 1000
     row = json.loads((tmp_path / "r/runs/run_0/ta/niah-multikey@1k.jsonl").read_text().splitlines()[0])
     assert row["tokens"][0]["prompt"] > 900
+
+
+def test_english_cwe_uses_the_wonderwords_lists(tiny_text_dir, recipe):
+    """SEA-HELM's English CWE (RULER's recipe) draws from wonderwords' nouns, adjectives and verbs."""
+    wonderwords = pytest.importorskip("wonderwords")
+    from pathlib import Path
+
+    assets = Path(wonderwords.__file__).parent / "assets"
+    vocab = set()
+    for name in ("nounlist.txt", "adjectivelist.txt", "verblist.txt"):
+        vocab |= {w.strip() for w in (assets / name).read_text(encoding="utf-8").splitlines() if w.strip()}
+    spec = get_spec("cwe@1900")
+    kind = get_kind(spec.kind)
+    row = kind.load_rows(spec, "en", recipe, model=str(tiny_text_dir), limit=1)[0]
+    import re
+
+    words = re.findall(r"\d+\. (.*?)(?= \d+\. |$)", row["prompts"][0]["list"])
+    assert set(words) <= vocab and len(row["label"]) == 10
+    assert all(words.count(w) == 20 for w in row["label"])

@@ -530,7 +530,7 @@ class Runner:
             u: Unit = rec["unit"]
             run_metrics = [r["metrics"] for r in rec["runs"]]
             labels = [it.label for it in u.items]
-            if any(lab is None for lab in labels):
+            if any(lab is None for lab in labels) or getattr(u.kind, "graded_scores", False):
                 labels = None  # no gold labels (IFEval, MT-Bench): not a multiple-choice task
             used = _metric_name(u.spec, run_metrics)
             excluded = None

@@ -23,6 +23,7 @@ from __future__ import annotations
 import copy
 import glob
 import re
+import string
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
@@ -45,6 +46,8 @@ KIND_BY_METRIC_CLASS = {
     "MinimalPairsMetric": "minimal-pairs",
     "PragmaticReasoningMetric": "choice",
     "IFEvalMetric": "ifeval",
+    "CriteriaJudgeMetric": "mtbench-criteria",  # kalahi-judge
+    "LindseaJudgeMetric": "mtbench-criteria",  # syntax-criteria
 }
 
 _INTERP = re.compile(r"\$\{([^}]+)\}")
@@ -194,8 +197,12 @@ class SeahelmTree:
             raise ConfigError(f"task {key!r} is not in the SEA-HELM tree {self.tasks_dir}")
         cfg = self.tasks[key]
         where = str(self.config_files[key])
-        base = all_specs().get(self.sealion_name(key))
+        # `sentiment-logprobs` etc.: sealion's spec of the generative task gives the labels; the kind scores them
+        stem = key[: -len("-logprobs")] if key.endswith("-logprobs") else key
+        base = all_specs().get(self.sealion_name(stem))
         kind = base.kind if base else KIND_BY_METRIC_CLASS.get(str(cfg.get("metric_class")), "")
+        if cfg.get("use_logprobs"):
+            kind = "logprob-choice"
         langs: dict[str, LanguageSpec] = {}
         for lang, lc in (cfg.get("languages") or {}).items():
             if not isinstance(lc, dict):
@@ -216,6 +223,17 @@ class SeahelmTree:
         fewshot = cfg.get("fewshot_num_examples")
         fewshot = fewshot if isinstance(fewshot, dict) else {}
         n_shots = fewshot.get("base", self.constants.get("base_num_in_context_examples", 5))
+        judge = cfg.get("judge")
+        if kind == "mtbench-criteria" and isinstance(judge, dict) and judge.get("judge_prompts"):
+            if not isinstance(judge.get("classifications"), dict):
+                raise ConfigError(f"{where}: {key}.judge has judge_prompts but no classifications mapping")
+            options["seahelm_judge"] = {"judge_prompts": judge["judge_prompts"],
+                                        "classifications": judge["classifications"]}
+            per_turn = judge["judge_prompts"].get("criteria_prompt")
+            options["turns"] = len(per_turn) if isinstance(per_turn, dict) else 1  # turn_1, turn_2: multi-turn
+        label_field = _label_field(cfg)
+        if label_field:
+            options["label_field"] = label_field
         options.update({"seahelm": key, "seahelm_dataloader": cfg.get("dataloader_class"),
                         "seahelm_fewshot_base": int(n_shots or 0),
                         "seahelm_metric_class": cfg.get("metric_class"), "seahelm_config": where})
@@ -238,6 +256,23 @@ class SeahelmTree:
         elif isinstance(fp, str) and fp:
             src.hub = fp
         return src
+
+
+def _label_field(cfg: dict) -> str | None:
+    """The row field that holds the gold when it is not `label`. SEA Safeguard rows carry `prompt_label` and
+    `response_label`; its `...PromptDataLoader` / `...ResponseDataLoader` classes pick one (the answer templates
+    are not a safe guide: some languages' say `{label}`). Else: the one field an answer template shows."""
+    loader = str(cfg.get("dataloader_class") or "")
+    for suffix, name in (("PromptDataLoader", "prompt_label"), ("ResponseDataLoader", "response_label")):
+        if loader.endswith(suffix):
+            return name
+    for lc in (cfg.get("languages") or {}).values():
+        tmpl = (lc or {}).get("prompt_template") or {}
+        names = [f for _, f, _, _ in string.Formatter().parse(str(tmpl.get("answer_template") or "")) if f]
+        names = [f for f in names if f != "answer_tag"]
+        if len(names) == 1 and names[0] != "label":
+            return names[0]
+    return None
 
 
 @lru_cache(maxsize=4)

@@ -12,9 +12,10 @@ from typing import Any
 from ...errors import ConfigError, DataError
 from ..judge import Judge, JudgeCall, JudgeReply
 from ..tasks import Item, ItemScore, ScoreContext, TaskKind, TaskSpec, TurnOutput, register_kind
-from .prompts import DEFAULT_CRITERIA_TURN1, DEFAULT_CRITERIA_TURN2, criteria_messages, pairwise_messages
+from .prompts import (DEFAULT_CRITERIA_TURN1, DEFAULT_CRITERIA_TURN2, criteria_messages, pairwise_messages,
+                      seahelm_criteria_messages)
 from .scoring import (ERROR, POINTS, combine_orders, criteria_item_score, criteria_metrics, model_view,
-                      pairwise_metrics, parse_criteria, parse_pairwise)
+                      pairwise_metrics, parse_criteria, parse_pairwise, parse_seahelm_criteria)
 
 DEFAULT_REFERENCE_CATEGORIES = ("math", "reasoning", "coding")
 _TAIL = 600  # characters of judge output kept per verdict in the per-item records
@@ -32,8 +33,9 @@ class _MTBenchBase(TaskKind):
         for item, row in zip(items, rows):
             if "question_id" in row:
                 item.id = str(row["question_id"])
-            if len(item.prompts) < 2:
-                raise DataError(f"{spec.name} [{lang}] item {item.id}: expected 2 turns, got {len(item.prompts)}")
+            turns = int(spec.options.get("turns", 2))  # kalahi-judge, syntax-criteria: one turn
+            if len(item.prompts) < turns:
+                raise DataError(f"{spec.name} [{lang}] item {item.id}: expected {turns} turns, got {len(item.prompts)}")
         return items
 
     # ------------------------------------------------------------------ shared helpers
@@ -152,12 +154,15 @@ class MTBenchCriteria(_MTBenchBase):
         c = item.extra.get("criteria")
         if c:
             if all(isinstance(x, list) for x in c):
-                return [str(x) for x in c[turn - 1]] if len(c) >= turn else []
-            return [str(x) for x in c]
+                c = c[turn - 1] if len(c) >= turn else []
+            # SEA-HELM's criteria rows: {"keyPointText": ...}
+            return [str(x.get("keyPointText", "")) if isinstance(x, dict) else str(x) for x in c]
         return list(DEFAULT_CRITERIA_TURN1 if turn == 1 else DEFAULT_CRITERIA_TURN2)
 
     def score(self, spec: TaskSpec, lang: str, items: list[Item], outputs: list[list[TurnOutput]],
               ctx: ScoreContext) -> list[ItemScore]:
+        # --seahelm: the task config's own judge prompts and classes (judge.judge_prompts / .classifications)
+        tree = spec.options.get("seahelm_judge")
         calls: list[JudgeCall] = []
         for i, (item, turns) in enumerate(zip(items, outputs)):
             qs = self.questions(item)
@@ -165,11 +170,14 @@ class MTBenchCriteria(_MTBenchBase):
             for t in range(1, len(qs) + 1):
                 ref = self.reference(spec, item, t)
                 for k, crit in enumerate(self.criteria(item, t)):
-                    calls.append(JudgeCall(criteria_messages(qs, answers, t, crit, ref), {"i": i, "t": t, "k": k, "criterion": crit}))
+                    msgs = (seahelm_criteria_messages(tree["judge_prompts"], qs, answers, t, crit, spec.path or spec.name)
+                            if tree else criteria_messages(qs, answers, t, crit, ref))
+                    calls.append(JudgeCall(msgs, {"i": i, "t": t, "k": k, "criterion": crit}))
         replies = self.judge(spec, lang, ctx).run(calls)
         per_item: list[dict[int, list[dict[str, Any]]]] = [{} for _ in items]
         for call, reply in zip(calls, replies):
-            value, cls = parse_criteria(reply.text)
+            value, cls = (parse_seahelm_criteria(reply.text, tree["classifications"]) if tree
+                          else parse_criteria(reply.text))
             per_item[call.meta["i"]].setdefault(call.meta["t"], []).append({
                 "criterion": call.meta["criterion"], "class": cls, "score": value, "cached": reply.cached,
                 "error": reply.error or (None if cls else "no valid <classification> tag"),

@@ -9,6 +9,8 @@ Two judging modes:
 
 from __future__ import annotations
 
+from ...errors import ConfigError
+
 PAIRWISE_SYSTEM = """\
 You are an impartial expert judge of AI assistants. Two assistants, A and B, answered the same user. Decide \
 which answer serves the user better.
@@ -153,3 +155,33 @@ def criteria_messages(questions: list[str], answers: list[str], turn: int, crite
         lines.append(f"{tag} {answers[t]}")
     user = CRITERIA_USER.format(transcript="\n\n".join(lines), reference=reference_block(reference), criterion=criterion)
     return [{"role": "system", "content": CRITERIA_SYSTEM}, {"role": "user", "content": user}]
+
+
+def seahelm_transcript(questions: list[str], answers: list[str], turn: int) -> str:
+    """SEA-HELM's criteria-judge transcript up to `turn` (1-based): `[User]` blocks, earlier answers as
+    `[Assistant (fixed)]`; the judged answer goes into the prompt's `<TEXT>` instead."""
+    blocks = []
+    for t in range(turn):
+        blocks.append(f"[User]\n{questions[t]}")
+        if t < turn - 1:
+            blocks.append(f"[Assistant (fixed)]\n{answers[t]}")
+    return "\n\n".join(blocks)
+
+
+def seahelm_criteria_messages(judge_prompts: dict, questions: list[str], answers: list[str], turn: int,
+                              criterion: str, where: str = "") -> list[dict[str, str]]:
+    """A criteria-judge call with the judge prompts of a SEA-HELM task config (`judge.judge_prompts`): its system
+    prompt, and its `criteria_prompt` (one string, or one per turn as `turn_1`, `turn_2`)."""
+    tmpl = judge_prompts.get("criteria_prompt")
+    if isinstance(tmpl, dict):
+        tmpl = tmpl.get(f"turn_{turn}")
+    if not isinstance(tmpl, str):
+        raise ConfigError(f"{where}: judge.judge_prompts.criteria_prompt has no template for turn {turn}")
+    fields = {"transcript": seahelm_transcript(questions, answers, turn), "prompt": questions[turn - 1],
+              "response": answers[turn - 1], "keyPointText": criterion}
+    try:
+        user = tmpl.format(**fields)
+    except (KeyError, IndexError) as e:
+        raise ConfigError(f"{where}: judge criteria_prompt names {e}, not one of {sorted(fields)}") from None
+    system = judge_prompts.get("system_prompt")
+    return ([{"role": "system", "content": str(system)}] if system else []) + [{"role": "user", "content": user}]

@@ -113,3 +113,15 @@ def criteria_metrics(details: list[dict[str, Any]]) -> dict[str, float]:
     for c, vs in sorted(by_cat.items()):
         out[f"category:{c}"] = 100.0 * sum(vs) / len(vs)
     return out
+
+
+_SEAHELM_CLASS_RE = re.compile(r"<classification>\s*(\w+)\s*</classification>")  # case-sensitive, as SEA-HELM's
+
+
+def parse_seahelm_criteria(text: str | None, classes: dict[str, float]) -> tuple[float, str | None]:
+    """SEA-HELM's criteria parsing: the last <classification> tag, looked up in the task's `classifications`;
+    missing or unknown scores 0."""
+    found = _SEAHELM_CLASS_RE.findall(text or "")
+    if not found or found[-1] not in classes:
+        return 0.0, None
+    return float(classes[found[-1]]), found[-1]

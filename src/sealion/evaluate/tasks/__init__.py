@@ -93,8 +93,8 @@ from ...io import read_yaml
 SEA_LANGUAGES = ("id", "vi", "th", "ta", "tl", "ms", "my")
 
 # Sub-packages of sealion.evaluate whose kinds/specs join the registry when importable.
-PLUGIN_PACKAGES = ("sealion.evaluate.tasks.kinds", "sealion.evaluate.tasks.longcontext", "sealion.evaluate.ifeval",
-                   "sealion.evaluate.mtbench")
+PLUGIN_PACKAGES = ("sealion.evaluate.tasks.kinds", "sealion.evaluate.tasks.longcontext",
+                   "sealion.evaluate.tasks.logprobs", "sealion.evaluate.ifeval", "sealion.evaluate.mtbench")
 
 _EVALUATE_DIR = Path(__file__).resolve().parent.parent
 
@@ -243,8 +243,10 @@ class TaskKind:
     def make_items(self, spec: TaskSpec, lang: str, rows: list[dict]) -> list[Item]:
         ls = spec.lang(lang)
         items = []
+        # SEA Safeguard rows carry `prompt_label` / `response_label`; the spec names which one is the gold
+        label_field = spec.options.get("label_field") or "label"
         for i, row in enumerate(rows):
-            label = row.get("label")
+            label = row.get(label_field)
             items.append(Item(
                 id=str(row.get("id", i)),
                 prompts=list(row["prompts"]),

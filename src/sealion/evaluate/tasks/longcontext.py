@@ -119,6 +119,34 @@ def recipe_file(source: Any, rel: str, task: str, lang: str) -> Path:
                       f"pointing at a SEA-HELM seahelm_tasks tree")
 
 
+def english_words() -> list[str]:
+    """English CWE's vocabulary, as SEA-HELM (after RULER) takes it: the nouns, adjectives and verbs of the
+    `wonderwords` package (an optional dependency; its word lists are not in SEA-HELM's tree)."""
+    try:
+        from importlib import resources
+
+        assets = resources.files("wonderwords") / "assets"
+    except ModuleNotFoundError:
+        raise ConfigError("English CWE needs the wonderwords word lists: pip install wonderwords") from None
+    words: list[str] = []
+    for name in ("nounlist.txt", "adjectivelist.txt", "verblist.txt"):
+        words += [w.strip() for w in (assets / name).read_text(encoding="utf-8").splitlines() if w.strip()]
+    return words
+
+
+def cwe_words(source: Any, task: str, lang: str) -> list[str]:
+    """The CWE vocabulary of `lang`: the tree's vocab/<lang>_words.txt; English from wonderwords."""
+    from ..data import MissingData
+
+    try:
+        path = recipe_file(source, f"long_context/oneruler/cwe/vocab/{lang}_words.txt", task, lang)
+    except MissingData:
+        if lang == "en":
+            return english_words()
+        raise
+    return [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
+
+
 def seeds(n: int) -> list[int]:
     return random.Random(RECIPE_SEED).sample(range(2**31 - 1), n)
 
@@ -225,8 +253,7 @@ class CWEKind(_OneRulerKind):
         opts = spec.options
         k = int(opts.get("num_common_words", 10))
         rep_common, rep_uncommon = int(opts.get("num_repeats_common_words", 20)), int(opts.get("num_repeats_uncommon_words", 10))
-        path = recipe_file(source, f"long_context/oneruler/cwe/vocab/{lang}_words.txt", spec.name, lang)
-        words = [" " + w for w in sorted({line.strip() for line in path.read_text(encoding="utf-8").splitlines()})]
+        words = [" " + w for w in sorted(set(cwe_words(source, spec.name, lang)))]
         counts = {w: c for w, c in zip(words, (len(x) for x in tok.tok(words, add_special_tokens=False)["input_ids"]))}
         avg = sum(counts.values()) / len(counts)
         context, overhead = self.context_size(spec, lang, tok), self.prompt_overhead(spec, lang, tok)

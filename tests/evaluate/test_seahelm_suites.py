@@ -1,0 +1,232 @@
+"""Suites added to SEA-HELM since v1, run from the SEA-HELM tree (../shared/data/seahelm-head): SEA Safeguard,
+the criteria judges and the logprob variants. Expected values come from the tree's own files read with yaml/json
+here, and from SEA-HELM's formulas written out in the test."""
+
+from __future__ import annotations
+
+import glob
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from sealion.evaluate import EvalConfig, run_eval
+from sealion.evaluate.runner import Runner, Unit
+from sealion.evaluate.seahelm_tree import load_tree
+from sealion.evaluate.tasks import TurnOutput, get_kind
+
+
+@pytest.fixture(scope="module")
+def tree_dir(shared_dir) -> Path:
+    d = shared_dir / "data" / "seahelm-head"
+    if not (d / "seahelm_tasks" / "task_config.yaml").is_file():
+        pytest.skip("../shared/data/seahelm-head is absent")
+    return d
+
+
+def _raw(tree_dir: Path) -> dict[str, dict]:
+    blocks = {}
+    for f in glob.glob(f"{tree_dir}/seahelm_tasks/**/config.yaml", recursive=True):
+        for key, block in (yaml.safe_load(open(f, encoding="utf-8")) or {}).items():
+            if isinstance(block, dict) and isinstance(block.get("languages"), dict):
+                blocks[key] = block
+    return blocks
+
+
+def _rows(tree_dir: Path, rel: str, n: int) -> list[dict]:
+    return [json.loads(x) for x in (tree_dir / rel).read_text(encoding="utf-8").splitlines()[:n]]
+
+
+def _runner(tree_dir, tmp_path) -> Runner:
+    r = Runner(EvalConfig(model="unused", seahelm=str(tree_dir), out=str(tmp_path), temperature=0, progress=False))
+    r.base_model = False
+    return r
+
+
+SAFEGUARD = ["safeguard_cultural_content_generation_prompt", "safeguard_cultural_content_generation_response",
+             "safeguard_cultural_in_the_wild", "safeguard_general_prompt", "safeguard_general_response"]
+
+
+def test_safeguard_prompts_and_golds_from_the_tree(tree_dir, tmp_path):
+    """Every sea_safeguard task x language: the prompt is SEA-HELM's assembly of the real first rows, and the gold is
+    the field the task's answer template shows (prompt_label / response_label / label)."""
+    raw = _raw(tree_dir)
+    sets = yaml.safe_load(open(tree_dir / "seahelm_tasks" / "task_config.yaml", encoding="utf-8"))["sea_safeguard"]
+    tree = load_tree(str(tree_dir))
+    runner = _runner(tree_dir, tmp_path)
+    checked = 0
+    for lang, keys in sets.items():
+        for key in keys:
+            lc = raw[key]["languages"][lang]
+            tmpl = lc["prompt_template"]
+            gold_field = next((f"{w}_label" for w in ("prompt", "response") if key.endswith(f"_{w}")), "label")
+            rows = _rows(tree_dir, lc["filepath"], 3)
+            spec = tree.spec(key)
+            kind = get_kind(spec.kind)
+            items = kind.make_items(spec, lang, rows)
+            assert [it.label for it in items] == [r[gold_field] for r in rows], (key, lang)
+            unit = Unit(lang, spec, kind, items, [], 1)
+            payload, req = runner._request(unit, items[0], 0, [], seed=1)
+            want = (tmpl["preamble"].format(answer_tag=tmpl["answer_tag"]) + "\n\n"
+                    + tmpl["task_template"].format(**rows[0]["prompts"][0])).strip()
+            assert payload["messages"] == [{"role": "user", "content": want}], (key, lang)
+            assert req.params.max_new_tokens == lc["max_tokens"]
+            # scored as SEA-HELM's F1AccMetric: the tag, then the label
+            outs = [[TurnOutput(text=f"{tmpl['answer_tag']} {it.label}", answer=f"{tmpl['answer_tag']} {it.label}")]
+                    for it in items]
+            assert [s.score for s in kind.score(spec, lang, items, outs, None)] == [1.0] * 3
+            checked += 1
+    assert checked == sum(len(v) for v in sets.values()) and checked >= 35
+
+
+def test_safeguard_runs_end_to_end_under_safety(tree_dir, tiny_text_dir, tmp_path):
+    assert load_tree(str(tree_dir)).resolve_plan(["sea_safeguard"], ["id"]) == {"id": SAFEGUARD}
+    tasks = ["safeguard_general_response", "safeguard_cultural_in_the_wild"]
+    res = run_eval(EvalConfig(model=str(tiny_text_dir), seahelm=str(tree_dir), tasks=tasks,
+                              languages=["id"], runs=1, limit=2, max_tokens=3, out=str(tmp_path / "r"),
+                              progress=False))
+    safety = res["results"]["id"]["safety"]
+    assert set(tasks) <= set(safety) and all(safety[k]["n_items"] == 2 for k in tasks)
+
+
+class _ScriptedJudge:
+    """An engine whose replies are scripted per criterion text; it records every request's messages."""
+
+    def __init__(self, reply_for):
+        self.reply_for, self.seen = reply_for, []
+
+    def chat(self, reqs):
+        from sealion.engine.types import Completion
+
+        out = []
+        for r in reqs:
+            self.seen.append(r.messages)
+            text = self.reply_for(r.messages[-1]["content"])
+            out.append(Completion(text=text, content=text, finish_reason="stop", prompt_tokens=1, completion_tokens=1))
+        return out
+
+    def close(self):
+        pass
+
+
+def _ctx(tmp_path, judge):
+    from sealion.evaluate.tasks import ScoreContext
+
+    return ScoreContext(run=0, seed=1, cache_dir=tmp_path, engine_factory=lambda ref: judge, options={"judge": "j"})
+
+
+@pytest.mark.parametrize("key, lang", [("kalahi-judge", "tl"), ("syntax-criteria", "id"), ("mt-bench-judge", "id")])
+def test_criteria_judges_use_the_tree_prompts_and_classes(tree_dir, tmp_path, key, lang):
+    """Judge messages are the task config's system prompt and criteria prompt filled in; scores follow its
+    `classifications` with SEA-HELM's case-sensitive last-tag parse, mean over criteria then over turns."""
+    judge_cfg = _raw(tree_dir)[key]["judge"]
+    classes = judge_cfg["classifications"]
+    names = list(classes)
+    multi = isinstance(judge_cfg["judge_prompts"]["criteria_prompt"], dict)
+    crit = [[{"keyPointText": "c-first"}, {"keyPointText": "c-second"}], [{"keyPointText": "c-third"}]]
+    row = {"id": "q1", "prompts": [{"text": "Q one"}] + ([{"text": "Q two"}] if multi else []),
+           "criteria": crit if multi else crit[0], "metadata": {"category": "writing"}}
+    replies = {"c-first": f"<reflection>x</reflection><classification>{names[-1]}</classification>",
+               "c-second": f"<classification>{names[-1]}</classification> then <classification>{names[0]}</classification>",
+               "c-third": f"<classification>{names[-1].lower()}</classification>"}  # lower case: unknown -> 0
+    judge = _ScriptedJudge(lambda text: next(v for k, v in replies.items() if k in text))
+    tree = load_tree(str(tree_dir))
+    spec = tree.spec(key)
+    kind = get_kind(spec.kind)
+    items = kind.make_items(spec, lang, [row])
+    answers = ["A one", "A two"][: len(row["prompts"])]
+    outs = [[TurnOutput(text=a, answer=a) for a in answers]]
+    scores = kind.score(spec, lang, items, outs, _ctx(tmp_path, judge))
+    turn1 = (classes[names[-1]] + classes[names[0]]) / 2
+    expected = (turn1 + 0.0) / 2 if multi else turn1
+    assert scores[0].score == pytest.approx(expected)
+    # the first call, filled in by hand from the config's templates
+    tmpl = judge_cfg["judge_prompts"]["criteria_prompt"]
+    tmpl = tmpl["turn_1"] if multi else tmpl
+    fields = {"transcript": "[User]\nQ one", "prompt": "Q one", "response": "A one", "keyPointText": "c-first"}
+    assert judge.seen[0] == [{"role": "system", "content": judge_cfg["judge_prompts"]["system_prompt"]},
+                             {"role": "user", "content": tmpl.format(**fields)}]
+    if multi:
+        want = judge_cfg["judge_prompts"]["criteria_prompt"]["turn_2"].format(
+            transcript="[User]\nQ one\n\n[Assistant (fixed)]\nA one\n\n[User]\nQ two", response="A two",
+            keyPointText="c-third")
+        assert judge.seen[2][-1]["content"] == want
+
+
+def test_default_set_runs_the_criteria_mt_bench_where_seahelm_does(tree_dir):
+    """SEA-HELM's `seahelm` set has `mt-bench-judge` (criteria); sealion's own set follows it, not the legacy
+    pairwise `mt-bench`."""
+    from sealion.evaluate.tasks import task_sets
+
+    theirs = yaml.safe_load(open(tree_dir / "seahelm_tasks" / "task_config.yaml", encoding="utf-8"))["seahelm"]
+    ours = task_sets()["seahelm"]
+    for lang, tasks in theirs.items():
+        assert ("mt-bench-criteria" in ours[lang]) == ("mt-bench-judge" in tasks), lang
+        assert "mt-bench" not in ours[lang]
+        for judged in ("syntax-criteria", "kalahi-judge"):
+            assert (judged in ours[lang]) == (judged in tasks), (lang, judged)
+
+
+def test_sealion_specs_of_the_single_turn_criteria_judges(tmp_path):
+    """Without a tree: kalahi-judge / syntax-criteria are one-turn criteria tasks judged with sealion's prompts."""
+    from sealion.evaluate.mtbench.prompts import criteria_messages
+    from sealion.evaluate.tasks import get_spec
+
+    for name, lang in (("kalahi-judge", "tl"), ("syntax-criteria", "id")):
+        spec = get_spec(name)
+        kind = get_kind(spec.kind)
+        row = {"id": "k1", "prompts": [{"text": "Sitwasyon X"}], "criteria": [{"keyPointText": "c-a"}, "c-b"]}
+        items = kind.make_items(spec, lang, [row])
+        judge = _ScriptedJudge(lambda text: "<classification>CLASS_EXACTLY_MET</classification>" if "c-a" in text
+                               else "<classification>CLASS_UNMET</classification>")
+        scores = kind.score(spec, lang, items, [[TurnOutput(text="ans", answer="ans")]], _ctx(tmp_path / name, judge))
+        assert scores[0].score == pytest.approx(0.5)
+        assert judge.seen[0] == criteria_messages(["Sitwasyon X"], ["ans"], 1, "c-a")
+
+
+def test_logprob_variant_scores_labels_by_prompt_logprobs(tree_dir, tiny_text_dir, tmp_path):
+    """`sentiment-logprobs`: each label's continuation log-prob (engine core, prompt_logprobs) equals a dense
+    forward pass of the same model over prompt + continuation; the item's score is the gold's renormalised
+    probability, averaged x100 (average_cumulative_probabilities)."""
+    import math
+
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from sealion.engine import open_engine, prompting
+    from sealion.evaluate.tasks import Item, ScoreContext
+
+    tree = load_tree(str(tree_dir))
+    spec = tree.spec("sentiment-logprobs")
+    assert spec.kind == "logprob-choice" and spec.max_runs == 1
+    kind = get_kind(spec.kind)
+    tmpl = _raw(tree_dir)["sentiment"]["languages"]["id"]["prompt_template"]
+    labels = ["Positif", "Negatif", "Netral"]
+    messages = [{"role": "user", "content": "Kalimat: bagus sekali"}]
+    items = [Item(id=str(i), prompts=[{"text": "x"}], label=lab, metadata={}, extra={"_prompts": {0: [messages]}})
+             for i, lab in enumerate(["Positif", "Netral"])]
+    engine = open_engine(str(tiny_text_dir))
+    try:
+        ctx = ScoreContext(run=0, seed=1, cache_dir=tmp_path, engine_factory=lambda ref: engine)
+        scores = kind.score(spec, "id", items, [[TurnOutput(text="", answer="")]] * 2, ctx)
+        prefix = list(prompting.chat_prompt(engine.tokenizer, messages).ids)
+        model = AutoModelForCausalLM.from_pretrained(str(tiny_text_dir), dtype=torch.float32).eval()
+        ref = {}
+        for lab in labels:
+            cont = tmpl["answer_template"].format(answer_tag=tmpl["answer_tag"], label=lab).strip()
+            ids = engine.tokenizer(cont, add_special_tokens=False).input_ids
+            with torch.no_grad():
+                logp = torch.log_softmax(model(torch.tensor([prefix + ids])).logits[0].float(), -1)
+            ref[lab] = sum(float(logp[len(prefix) + j - 1, t]) for j, t in enumerate(ids))
+    finally:
+        engine.close()
+    got = scores[0].details["logprobs"]
+    assert set(got) == set(labels)
+    for lab in labels:
+        assert got[lab] == pytest.approx(ref[lab], abs=2e-3)
+    z = sum(math.exp(v) for v in ref.values())
+    assert scores[0].score == pytest.approx(math.exp(ref["Positif"]) / z, abs=1e-3)
+    assert scores[1].score == pytest.approx(math.exp(ref["Netral"]) / z, abs=1e-3)
+    m = kind.task_metrics(spec, "id", items, scores)
+    assert m["average_cumulative_probabilities"] == pytest.approx(50 * (scores[0].score + scores[1].score))
