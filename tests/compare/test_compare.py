@@ -250,3 +250,18 @@ def test_recipe_report_says_which_stage_helped(base, tmp_path):
     html = (tmp_path / "run" / "report.html").read_text()
     assert "Which stage helped" in html and "closer to the teacher" in html and html.count("<tr>") >= 12
     assert len(data["stage_effects"]["rows"]) == len(effects)
+
+
+def test_stale_files_of_an_earlier_eval_in_the_same_directory_are_ignored(base, tmp_path):
+    """`sealion eval --out D` run first with more languages/runs, then with fewer: D still holds the old per-item
+    files, which are not part of the new run (results.json and config.json say what is)."""
+    d = _variant(base, tmp_path / "reused", lambda lang, task, run, i, row: row)
+    res = json.loads((d / "results.json").read_text())
+    res["results"].pop("th")
+    (d / "results.json").write_text(json.dumps(res))
+    cfg = json.loads((d / "config.json").read_text())
+    cfg["runs"] = 1
+    (d / "config.json").write_text(json.dumps(cfg))
+    run = load_run(d)
+    assert set(run.tasks) == {("id", "sentiment")}
+    assert run.tasks[("id", "sentiment")].scores.shape == (1, 48)

@@ -120,9 +120,15 @@ def load_run(path: str | Path, label: str | None = None) -> EvalRun:
     entries = _results_entries(results)
     versions = config.get("task_versions") or results.get("task_versions") or {}
     run = EvalRun(path=path, label=label or path.name, model=str(results.get("model") or config.get("model") or path.name))
+    # An output directory reused by a later, smaller `sealion eval` still holds the earlier run's files: only the
+    # (language, task) pairs its results.json scored, over the runs its config asked for, belong to this run.
+    if isinstance(config.get("runs"), int) and config["runs"] > 0:
+        run_dirs = [rd for rd in run_dirs if _run_index(rd) < config["runs"]] or run_dirs
     files: dict[tuple[str, str], list[Path]] = {}
     for rd in run_dirs:
         for f in sorted(rd.glob("*/*.jsonl")):
+            if entries and (f.parent.name, f.stem) not in entries:
+                continue
             files.setdefault((f.parent.name, f.stem), []).append(f)
     for (lang, task), paths in sorted(files.items()):
         rows_per_run = [read_jsonl(p) for p in paths]
