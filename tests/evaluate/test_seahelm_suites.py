@@ -4,7 +4,6 @@ here, and from SEA-HELM's formulas written out in the test."""
 
 from __future__ import annotations
 
-import glob
 import json
 from pathlib import Path
 
@@ -17,21 +16,6 @@ from sealion.evaluate.seahelm_tree import load_tree
 from sealion.evaluate.tasks import TurnOutput, get_kind
 
 
-@pytest.fixture(scope="module")
-def tree_dir(shared_dir) -> Path:
-    d = shared_dir / "data" / "seahelm-head"
-    if not (d / "seahelm_tasks" / "task_config.yaml").is_file():
-        pytest.skip("../shared/data/seahelm-head is absent")
-    return d
-
-
-def _raw(tree_dir: Path) -> dict[str, dict]:
-    blocks = {}
-    for f in glob.glob(f"{tree_dir}/seahelm_tasks/**/config.yaml", recursive=True):
-        for key, block in (yaml.safe_load(open(f, encoding="utf-8")) or {}).items():
-            if isinstance(block, dict) and isinstance(block.get("languages"), dict):
-                blocks[key] = block
-    return blocks
 
 
 def _rows(tree_dir: Path, rel: str, n: int) -> list[dict]:
@@ -48,10 +32,10 @@ SAFEGUARD = ["safeguard_cultural_content_generation_prompt", "safeguard_cultural
              "safeguard_cultural_in_the_wild", "safeguard_general_prompt", "safeguard_general_response"]
 
 
-def test_safeguard_prompts_and_golds_from_the_tree(tree_dir, tmp_path):
+def test_safeguard_prompts_and_golds_from_the_tree(tree_dir, tmp_path, raw_blocks):
     """Every sea_safeguard task x language: the prompt is SEA-HELM's assembly of the real first rows, and the gold is
     the field the task's answer template shows (prompt_label / response_label / label)."""
-    raw = _raw(tree_dir)
+    raw = raw_blocks
     sets = yaml.safe_load(open(tree_dir / "seahelm_tasks" / "task_config.yaml", encoding="utf-8"))["sea_safeguard"]
     tree = load_tree(str(tree_dir))
     runner = _runner(tree_dir, tmp_path)
@@ -117,10 +101,10 @@ def _ctx(tmp_path, judge):
 
 
 @pytest.mark.parametrize("key, lang", [("kalahi-judge", "tl"), ("syntax-criteria", "id"), ("mt-bench-judge", "id")])
-def test_criteria_judges_use_the_tree_prompts_and_classes(tree_dir, tmp_path, key, lang):
+def test_criteria_judges_use_the_tree_prompts_and_classes(tree_dir, tmp_path, key, lang, raw_blocks):
     """Judge messages are the task config's system prompt and criteria prompt filled in; scores follow its
     `classifications` with SEA-HELM's case-sensitive last-tag parse, mean over criteria then over turns."""
-    judge_cfg = _raw(tree_dir)[key]["judge"]
+    judge_cfg = raw_blocks[key]["judge"]
     classes = judge_cfg["classifications"]
     names = list(classes)
     multi = isinstance(judge_cfg["judge_prompts"]["criteria_prompt"], dict)
@@ -185,7 +169,7 @@ def test_sealion_specs_of_the_single_turn_criteria_judges(tmp_path):
         assert judge.seen[0] == criteria_messages(["Sitwasyon X"], ["ans"], 1, "c-a")
 
 
-def test_logprob_variant_scores_labels_by_prompt_logprobs(tree_dir, tiny_text_dir, tmp_path):
+def test_logprob_variant_scores_labels_by_prompt_logprobs(tree_dir, tiny_text_dir, tmp_path, raw_blocks):
     """`sentiment-logprobs`: each label's continuation log-prob (engine core, prompt_logprobs) equals a dense
     forward pass of the same model over prompt + continuation; the item's score is the gold's renormalised
     probability, averaged x100 (average_cumulative_probabilities)."""
@@ -201,7 +185,7 @@ def test_logprob_variant_scores_labels_by_prompt_logprobs(tree_dir, tiny_text_di
     spec = tree.spec("sentiment-logprobs")
     assert spec.kind == "logprob-choice" and spec.max_runs == 1
     kind = get_kind(spec.kind)
-    tmpl = _raw(tree_dir)["sentiment"]["languages"]["id"]["prompt_template"]
+    tmpl = raw_blocks["sentiment"]["languages"]["id"]["prompt_template"]
     labels = ["Positif", "Negatif", "Netral"]
     messages = [{"role": "user", "content": "Kalimat: bagus sekali"}]
     items = [Item(id=str(i), prompts=[{"text": "x"}], label=lab, metadata={}, extra={"_prompts": {0: [messages]}})

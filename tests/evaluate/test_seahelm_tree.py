@@ -5,7 +5,6 @@ The reference here is a small re-implementation of SEA-HELM's `generate_formatte
 
 from __future__ import annotations
 
-import glob
 import json
 import string
 from pathlib import Path
@@ -19,21 +18,6 @@ from sealion.evaluate.seahelm_tree import load_tree
 from sealion.evaluate.tasks import Item, TaskKind, get_kind
 
 
-@pytest.fixture(scope="module")
-def tree_dir(shared_dir) -> Path:
-    d = shared_dir / "data" / "seahelm-head"
-    if not (d / "seahelm_tasks" / "task_config.yaml").is_file():
-        pytest.skip("../shared/data/seahelm-head is absent")
-    return d
-
-
-def _raw_tasks(tree_dir: Path) -> dict[str, dict]:
-    blocks = {}
-    for f in glob.glob(f"{tree_dir}/seahelm_tasks/**/config.yaml", recursive=True):
-        for key, block in (yaml.safe_load(open(f, encoding="utf-8")) or {}).items():
-            if isinstance(block, dict) and isinstance(block.get("languages"), dict):
-                blocks[key] = block
-    return blocks
 
 
 def _seahelm_set(tree_dir: Path, raw: dict) -> list[tuple[str, str]]:
@@ -87,8 +71,8 @@ def _runner(tree_dir, tmp_path, base: bool) -> Runner:
     return r
 
 
-def test_prompts_byte_equal_for_every_seahelm_task_and_language(tree_dir, tmp_path):
-    raw = _raw_tasks(tree_dir)
+def test_prompts_byte_equal_for_every_seahelm_task_and_language(tree_dir, tmp_path, raw_blocks):
+    raw = raw_blocks
     pairs = _seahelm_set(tree_dir, raw)
     assert len(pairs) >= 80 and ("th", "thai_exam_ic") in pairs and ("id", "syntax-criteria") in pairs
     tree = load_tree(str(tree_dir))
@@ -122,12 +106,12 @@ def test_prompts_byte_equal_for_every_seahelm_task_and_language(tree_dir, tmp_pa
     assert checked == len(pairs)
 
 
-def test_global_mmlu_lite_real_rows_few_shot_from_the_same_subject(tree_dir, tmp_path):
+def test_global_mmlu_lite_real_rows_few_shot_from_the_same_subject(tree_dir, tmp_path, raw_blocks):
     """Real tree rows: 5-shot examples are the item's subject's first dev rows (SEA-HELM's Global-MMLU loader)."""
     d = tree_dir / "seahelm_tasks" / "knowledge" / "global_mmlu_lite"
     test_rows = [json.loads(x) for x in (d / "global_mmlu_lite_id_test.jsonl").read_text().splitlines()[:40]]
     dev_rows = [json.loads(x) for x in (d / "global_mmlu_lite_id_dev.jsonl").read_text().splitlines()]
-    tmpl = _raw_tasks(tree_dir)["global_mmlu_lite"]["languages"]["id"]["prompt_template"]
+    tmpl = raw_blocks["global_mmlu_lite"]["languages"]["id"]["prompt_template"]
     tree = load_tree(str(tree_dir))
     spec = tree.spec("global_mmlu_lite")
     runner = _runner(tree_dir, tmp_path, True)
@@ -143,9 +127,9 @@ def test_global_mmlu_lite_real_rows_few_shot_from_the_same_subject(tree_dir, tmp
     assert len(subjects) >= 2
 
 
-def test_seahelm_set_and_groups_resolve_from_the_tree(tree_dir):
+def test_seahelm_set_and_groups_resolve_from_the_tree(tree_dir, raw_blocks):
     tree = load_tree(str(tree_dir))
-    raw = _raw_tasks(tree_dir)
+    raw = raw_blocks
     plan = tree.resolve_plan(["seahelm"])
     assert sorted((lang, k) for lang, ks in plan.items() for k in ks) == sorted(_seahelm_set(tree_dir, raw))
     assert [k for k in plan["th"] if k.startswith("thai_exam")] == [
@@ -157,14 +141,14 @@ def test_seahelm_set_and_groups_resolve_from_the_tree(tree_dir):
     assert not tree.spec("if-eval").base_model  # constants.yaml: skipped for base models
 
 
-def test_run_with_the_tree_writes_seahelm_prompts_and_says_so(tree_dir, tiny_text_dir, tmp_path):
+def test_run_with_the_tree_writes_seahelm_prompts_and_says_so(tree_dir, tiny_text_dir, tmp_path, raw_blocks):
     res = run_eval(EvalConfig(model=str(tiny_text_dir), seahelm=str(tree_dir), tasks=["global_mmlu_lite"],
                               languages=["id"], runs=2, limit=2, max_tokens=4, out=str(tmp_path / "r"),
                               progress=False))
     assert res["prompts"]["source"] == "seahelm"
     entry = res["results"]["id"]["knowledge"]["global_mmlu_lite"]
     assert entry["n_items"] == 2 and entry["n_runs"] == 2 and not entry["incomplete"]
-    tmpl = _raw_tasks(tree_dir)["global_mmlu_lite"]["languages"]["id"]["prompt_template"]
+    tmpl = raw_blocks["global_mmlu_lite"]["languages"]["id"]["prompt_template"]
     rows = (tree_dir / "seahelm_tasks/knowledge/global_mmlu_lite/global_mmlu_lite_id_test.jsonl").read_text()
     first = json.loads(rows.splitlines()[0])
     out = [json.loads(x) for x in (tmp_path / "r/runs/run_0/id/global_mmlu_lite.jsonl").read_text().splitlines()]
