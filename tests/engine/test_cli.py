@@ -55,7 +55,7 @@ def test_stop_strings_from_the_shell_read_escapes():
     (["--top-p", "-0.5"], "sealion: error: --top-p: must be in (0, 1], got -0.5"),
     (["--max-new-tokens", "0"], "sealion: error: --max-new-tokens: must be at least 1 (0 only with prompt_logprobs), got 0"),
     (["--dtype", "float64"], "error: argument --dtype: invalid choice: 'float64' (choose from 'float32', "
-                             "'bfloat16', 'float16')"),
+                             "'bfloat16', 'float16', 'bf16')"),
 ])
 def test_bad_sampling_flags_are_refused_before_loading(tmp_path, verb, flags, message, capsys):
     """In-process (fast); the model path does not exist, so a refusal naming the flag proves the check ran first."""

@@ -221,4 +221,15 @@ def test_demo_quantised_export_generates(demo_dir, tmp_path, quant):
         text = model.detokenize(toks)
     finally:
         model.close()
-    assert "Paris" in text, text
+    # the reference is the source model itself (transformers, fp32, greedy): a base model continues the sentence its
+    # own way (" the capital of the country of France."), so the quantised file must start the same way
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(demo_dir)
+    ref = AutoModelForCausalLM.from_pretrained(demo_dir, dtype=torch.float32)
+    enc = tok("The capital of France is", return_tensors="pt")
+    with torch.no_grad():
+        out = ref.generate(**enc, max_new_tokens=len(toks), do_sample=False)
+    want = tok.decode(out[0, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+    assert text.split()[:3] == want.split()[:3], (text, want)
