@@ -123,9 +123,9 @@ def main() -> int:
     ap.add_argument("--max-tokens", type=int, default=16)
     ap.add_argument("--repeats", type=int, default=3,
                     help="timed evaluations per side with one loaded model each; the median is compared")
-    ap.add_argument("--lmeval-python", default=next((p for p in (str(REPO / ".venvs/lmeval/bin/python"),
-                                                                  "/work/venvs/lmeval/bin/python") if Path(p).exists()),
-                                                    str(REPO / ".venvs/lmeval/bin/python")))
+    ap.add_argument("--lmeval-python", default=os.environ.get("SEALION_LM_EVAL_PYTHON",
+                                                              str(REPO / ".venvs/lmeval/bin/python")),
+                    help="python of the lm-eval venv (benchmarks/setup_peers.sh makes .venvs/lmeval)")
     args = ap.parse_args()
 
     from sealion.evaluate.extraction import extract_choice

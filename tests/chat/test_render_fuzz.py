@@ -13,7 +13,9 @@ from sealion.chat.render import render_template
 
 from .conversations import NESTED, NO_PARAMS, WEATHER
 
-OFFICIAL = Path("/work/shared/reference/gemma4-templates/gemma4_e2b_chat_template_2026-07-09.jinja")
+from ..conftest import SHARED
+
+OFFICIAL = SHARED / "reference" / "gemma4-templates" / "gemma4_e2b_chat_template_2026-07-09.jinja"
 pytestmark = pytest.mark.skipif(not OFFICIAL.exists(), reason="official template fixture (../shared) not available")
 
 _text = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=12)

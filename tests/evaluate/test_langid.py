@@ -9,8 +9,9 @@ import pytest
 
 from sealion.evaluate.langid import accepted_languages, detect_language, detect_languages, dominant_script, is_language
 
+from ..conftest import SHARED  # ../shared beside the repo (or $SEALION_SHARED)
+
 BELEBELE = Path("seahelm-v1/nlu/belebele_mcqa/data/eval")
-SHARED = Path(__file__).resolve().parents[3] / "shared"  # /work/shared beside the repo
 
 
 @pytest.fixture(scope="module")
