@@ -31,12 +31,15 @@ from .detok import TextTracker
 from .greedy_head import ScreenedHead, screen_pays_off
 from .prefix_cache import cache_point
 from .prompting import TURN_END_ID
-from .prefill import PrefillGroup, common_prefix_length, join_caches, joinable, plan_prefill, widen_mask
+from .prefill import (PrefillGroup, chunk_bounds, common_prefix_length, join_caches, joinable, plan_prefill,
+                      widen_mask)
 from .sampling import ResolvedSampling, choose_next, token_logprobs
 
 log = logging.getLogger("sealion.engine")
 
 MIN_SHARED_PREFIX = 16  # tokens; below this a separate prefix pass costs more than it saves
+LOGPROB_CHUNK_ELEMENTS = 1 << 26  # logits one prompt-log-prob call may hold (256 MB fp32): 256 rows of 262k
+MIN_LOGPROB_CHUNK = 64
 KV_RESERVE = 128  # free KV slots a cache keeps ahead of decoding (grown again, one copy, when used up)
 MAX_SCREEN_MISSES = 4  # consecutive fp32 fallbacks of the greedy screen before a batch stops trying it
 
@@ -107,13 +110,14 @@ class Sequence:
 class EngineCore:
     """The step loop over one model. `max_batch_size` rows decode together; `max_batch_tokens` bounds the padded
     prompt tokens of one admission's prefill; `logits_processors` (HF-style `(input_ids, scores) -> scores`) see
-    every row's left-padded history. `fast_greedy`: "auto" (the bf16 screen where this CPU runs bf16 faster, decided
+    every row's left-padded history. `prefill_chunk` fixes the tokens per row of one prefill call (None: split only
+prompts whose attention scores would pass `prefill.PREFILL_SCORE_BUDGET`). `fast_greedy`: "auto" (the bf16 screen where this CPU runs bf16 faster, decided
     once by CPU flags or a quick timing), True (always, where it applies) or False. `prefix_cache` is a
     `PrefixCache` (or None) shared by every request."""
 
     def __init__(self, model, tokenizer, *, max_batch_size: int = 16, max_batch_tokens: int = 16384,
                  logits_processors=(), share_prefix: bool = True, fast_greedy="auto", group_prefill: bool = True,
-                 prefix_cache=None):
+                 prefix_cache=None, prefill_chunk: int | None = None):
         import inspect
 
         self.model = model
@@ -125,10 +129,12 @@ class EngineCore:
         self.fast_greedy = fast_greedy
         self.group_prefill = group_prefill
         self.prefix_cache = prefix_cache
+        self.prefill_chunk = prefill_chunk
         self.device = next(model.parameters()).device
         text_config = getattr(model.config, "text_config", model.config)
         self.sliding_window = getattr(text_config, "sliding_window", None) or None
         self.softcap = getattr(text_config, "final_logit_softcapping", None)
+        self.heads = int(getattr(text_config, "num_attention_heads", 1) or 1)
         self.pad_id = int(tokenizer.pad_token_id or 0)
         # transformers renamed `past_key_values` to `cache` in 5.2x; use whichever this version takes
         self._cache_kw = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
@@ -346,8 +352,14 @@ class EngineCore:
                 mask[i, g.prefix + g.width - len(own):] = 1
             ids, mask = ids.to(self.device), mask.to(self.device)
             positions = (mask.cumsum(-1) - 1).clamp(min=0)[:, g.prefix:]
-            firsts.append(self._forward(screen, gcache, input_ids=ids, attention_mask=mask, position_ids=positions,
-                                        **extra))
+            spans = [(0, g.width)] if extra else self._chunks(len(group), g.width, g.prefix + g.width)
+            for a, b in spans[:-1]:  # a long prompt: all but its last chunk through the decoder alone
+                self.decoder(input_ids=ids[:, a:b], attention_mask=mask[:, : g.prefix + b],
+                             position_ids=positions[:, a:b], use_cache=True, **{self._decoder_cache_kw: gcache})
+                self.forward_steps_total += 1
+            a, b = spans[-1]
+            firsts.append(self._forward(screen, gcache, input_ids=ids[:, a:b], attention_mask=mask[:, : g.prefix + b],
+                                        position_ids=positions[:, a:b], **extra))
             if len(group) == 1 and not extra and self._use_prefix_cache():
                 self.prefix_cache.offer(group[0].prompt_ids, gcache)  # a conversation's next turn starts with it
             caches.append(gcache)
@@ -410,23 +422,37 @@ class EngineCore:
         self.cached_prompt_tokens_total += n
         self._admitting_cached = max(self._admitting_cached, n)
 
+    def _chunks(self, rows: int, width: int, keys: int) -> list[tuple[int, int]]:
+        return chunk_bounds(width, rows, keys, self.heads, chunk=self.prefill_chunk)
+
     def run_decoder(self, cache, tokens: list[int], start: int) -> None:
-        """Extend a batch-1 cache holding `start` tokens by `tokens` (hidden states only)."""
-        ids = torch.tensor([tokens], device=self.device)
-        total = start + len(tokens)
-        self.decoder(input_ids=ids, attention_mask=torch.ones((1, total), dtype=torch.long, device=self.device),
-                     position_ids=torch.arange(start, total, device=self.device)[None], use_cache=True,
-                     **{self._decoder_cache_kw: cache})
+        """Extend a batch-1 cache holding `start` tokens by `tokens` (hidden states only; long ones in chunks)."""
+        for a, b in self._chunks(1, len(tokens), start + len(tokens)):
+            ids = torch.tensor([tokens[a:b]], device=self.device)
+            self.decoder(input_ids=ids,
+                         attention_mask=torch.ones((1, start + b), dtype=torch.long, device=self.device),
+                         position_ids=torch.arange(start + a, start + b, device=self.device)[None], use_cache=True,
+                         **{self._decoder_cache_kw: cache})
 
     def _prompt_logprobs(self, seq: Sequence) -> list[dict | None]:
         """Log-probs of every prompt token given the ones before (a separate full-logits pass; the first is None)."""
         if len(seq.prompt_ids) == 1:  # nothing before the only token
             return [None]
-        ids = torch.tensor([seq.prompt_ids], device=self.device)
-        out = self.model(input_ids=ids, attention_mask=torch.ones_like(ids), use_cache=False)
-        logits = out.logits[0, :-1].float()
-        self.forward_steps_total += 1
-        return [None] + token_logprobs(logits, seq.prompt_ids[1:], seq.prompt_logprobs or 0)
+        # in chunks through a cache of its own: full logits are queries x vocabulary, and attention queries x keys
+        ids, n = seq.prompt_ids, len(seq.prompt_ids)
+        vocab = self.model.get_output_embeddings().weight.shape[0]
+        chunk = self.prefill_chunk or max(MIN_LOGPROB_CHUNK, LOGPROB_CHUNK_ELEMENTS // vocab)
+        spans = chunk_bounds(n - 1, 1, n, self.heads, chunk=chunk)
+        cache = kvcache.roomy_cache(self.model.config, 0) if len(spans) > 1 else None
+        out: list[dict | None] = [None]
+        for a, b in spans:  # positions a..b-1 predict tokens a+1..b
+            x = torch.tensor([ids[a:b]], device=self.device)
+            kw = {self._cache_kw: cache, "use_cache": True} if cache is not None else {"use_cache": False}
+            logits = self.model(input_ids=x, attention_mask=torch.ones((1, b), dtype=torch.long, device=self.device),
+                                position_ids=torch.arange(a, b, device=self.device)[None], **kw).logits[0].float()
+            out += token_logprobs(logits, ids[a + 1: b + 1], seq.prompt_logprobs or 0)
+            self.forward_steps_total += 1
+        return out
 
     def _can_group(self, seqs: list[Sequence]) -> bool:
         """Whether the prefill may split the batch (prefill.py) and join caches afterwards."""

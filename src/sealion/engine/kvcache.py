@@ -30,7 +30,8 @@ class _Room:
         in_place = (buf is not None and length > 0 and keys.data_ptr() == buf.data_ptr()
                     and keys.shape[:2] == buf.shape[:2] and need <= buf.shape[-2])
         if not in_place:  # first write, or the tensors were replaced: one copy into a buffer with room to spare
-            shape = (*key_states.shape[:2], need + self.reserve, key_states.shape[-1])
+            # growing an existing cache (a long prompt in chunks): a quarter more, so the copies stay few
+            shape = (*key_states.shape[:2], need + max(self.reserve, length // 4), key_states.shape[-1])
             self._kbuf = key_states.new_empty(shape)
             self._vbuf = value_states.new_empty((*shape[:3], value_states.shape[-1]))
             if length:

@@ -107,6 +107,7 @@ class LocalEngine(Engine):
     fast_greedy = _knob("fast_greedy")
     max_batch_size = _knob("max_batch_size")
     max_batch_tokens = _knob("max_batch_tokens")
+    prefill_chunk = _knob("prefill_chunk")
     del _knob
 
     @property

@@ -150,3 +150,25 @@ def widen_mask(mask: torch.Tensor, at: int, length: int) -> torch.Tensor:
     if extra == 0:
         return mask
     return torch.cat([mask[:, :at], mask.new_zeros(mask.shape[0], extra), mask[:, at:]], dim=1)
+
+
+# Long prompts are prefilled in chunks: one pass over L tokens holds attention scores (and a mask) of L x L per head,
+# which at 32k tokens is tens of GB; a chunk of C queries against the K keys cached so far holds C x K. Chunks
+# extend the KV cache exactly as one pass would (same positions, same masks), so the result is the one-pass result up
+# to matmul rounding. Below the budget nothing is split: a CPU pays ~GROUP_CALL_COST tokens per extra forward call.
+PREFILL_SCORE_BUDGET = 1 << 26  # attention-score elements of one call (rows x heads x queries x keys): 256 MB fp32
+MIN_PREFILL_CHUNK = 256  # tokens per row; smaller chunks waste the matmuls' width
+
+
+def chunk_bounds(width: int, rows: int, keys: int, heads: int, *, chunk: int | None = None,
+                 budget: int = PREFILL_SCORE_BUDGET) -> list[tuple[int, int]]:
+    """[start, end) spans over a prefill of `width` new tokens per row, `keys` keys at the end (cached + new):
+    one span when its scores fit the budget, else spans of `chunk` tokens (or what the budget allows)."""
+    if width <= 0:
+        return []
+    if chunk is None:
+        if rows * heads * width * keys <= budget:
+            return [(0, width)]
+        chunk = max(MIN_PREFILL_CHUNK, budget // max(1, rows * heads * keys))
+    chunk = max(1, int(chunk))
+    return [(a, min(a + chunk, width)) for a in range(0, width, chunk)]
