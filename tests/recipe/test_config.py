@@ -33,6 +33,8 @@ def write(tmp_path: Path, data: dict | str, name: str = "r.yaml") -> Path:
     ({"distill": {"kd_weight": 0, "ce_weight": 0}}, "distill", "nothing to train on"),
     ({"distill": {"launcher": "accelerate"}}, "distill", "needs accelerate_config"),
     ({"evaluate": {"seahelm": {"runs": 0}}}, "evaluate.seahelm.runs", "greater than 0"),
+    ({"export": {"quants": ["q4_k_m", "q9_z"]}}, "export.quants", "unknown GGUF type 'q9_z'"),
+    ({"export": {"quants": ["q8_0"]}}, "export", "answer_with: q4_k_m is not among quants (q8_0)"),
 ])
 def test_bad_values_name_the_field(patch, field, words):
     data = {"name": "x", "teacher": "demo", **patch}
@@ -99,7 +101,8 @@ def test_real_recipe_plan_validates_offline(tmp_path, capsys):
     assert recipe.teacher == "google/gemma-4-31B-it" and recipe.student.from_ == "google/gemma-4-E2B-it"
     assert recipe.capture.backend == "vllm" and recipe.distill.launcher == "accelerate"
     assert recipe.evaluate.seahelm.suite == "seahelm" and recipe.evaluate.seahelm.runs == 8
-    assert [s.name for s in plan] == ["data", "student", "capture", "distill", "merge", "evaluate", "report"]
+    assert [s.name for s in plan] == ["data", "student", "capture", "distill", "merge", "export", "evaluate",
+                                      "report"]
     assert all(s.action == "run" for s in plan)
     assert any("hub id" in n for n in notes) and any("data.source" in n for n in notes)
     assert not (tmp_path / "run").exists()

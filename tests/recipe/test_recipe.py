@@ -24,9 +24,12 @@ REPO = Path(__file__).resolve().parents[2]
 # the module's first test also pays for the shared tiny run (a couple of minutes on an idle 2-core machine)
 pytestmark = pytest.mark.timeout(1800)
 MODELS = ("teacher", "student-init", "student", "merged")
+RUN_STAGES = tuple(s for s in STAGES if s != "export")  # tiny_run has no export stage (see tiny_recipe)
 
 
 def tiny_recipe(teacher: Path, **merge) -> dict:
+    """3 of the tiny teacher's 6 layers: not llama.cpp's Gemma 3 layer order, so no export stage here (the
+    tiny_export_run below has one)."""
     return {
         "name": "tiny",
         "teacher": str(teacher),
@@ -36,6 +39,7 @@ def tiny_recipe(teacher: Path, **merge) -> dict:
         "capture": {"top_k": 8, "rows_per_shard": 2, "batch_size": 4},
         "distill": {"max_steps": 4, "batch_size": 2, "micro_batch_size": 2, "lr": 1e-3, "save_every": 2},
         "merge": {"method": "linear", "weight": 0.5, **merge},
+        "export": {"enabled": False},
         # SEA-HELM is asked for but gets no --data: the run must say it was skipped
         "evaluate": {"heldout": {"bootstrap": 50, "batch_size": 4}, "seahelm": {"suite": "seahelm-mini"}},
     }
@@ -59,14 +63,80 @@ def tiny_run(tmp_path_factory, tiny_gemma3_dir) -> dict:
     return {"root": root, "recipe": recipe, "run": run, "statuses": statuses, "teacher": tiny_gemma3_dir}
 
 
+@pytest.fixture(scope="module")
+def tiny_export_run(tmp_path_factory) -> Path:
+    """A 12-layer tiny Gemma 3 teacher and a 6-layer student in llama.cpp's layer order (5 sliding, 1 full)."""
+    from sealion.models.tiny import make_tiny_gemma3
+
+    root = tmp_path_factory.mktemp("recipe-export")
+    teacher = make_tiny_gemma3(root / "teacher12", num_hidden_layers=12)
+    data = tiny_recipe(teacher)
+    data["student"] = {"layers": [0, 1, 3, 6, 8, 11]}
+    data["export"] = {"quants": ["q8_0", "q4_k_m"], "max_new_tokens": 8}
+    data["evaluate"] = {"heldout": {"bootstrap": 20, "batch_size": 4}}
+    run = root / "run"
+    run_recipe(write_recipe(root / "tiny-export.yaml", data), run, log=lambda m: None)
+    return run
+
+
+def test_export_stage_writes_ggufs_that_llama_cpp_runs(tiny_export_run):
+    """The final (merged) model as q8_0 and q4_k_m GGUFs, their drift per language, and one held-out prompt per
+    language answered through the llama.cpp backend; the report shows them."""
+    run = tiny_export_run
+    export = run / "export"
+    for q in ("q8_0", "q4_k_m"):
+        assert (export / f"model.{q}.gguf").stat().st_size > 0
+    fidelity = json.loads((export / "fidelity.json").read_text())
+    assert set(fidelity) == {"q8_0", "q4_k_m"}
+    for q, r in fidelity.items():
+        assert set(r["languages"]) >= {"id", "th", "en"} and r["model"].endswith("merge/model")
+        assert 0 <= r["mean"]["kl"] and 0 <= r["mean"]["top1"] <= 1
+    assert fidelity["q8_0"]["mean"]["kl"] < fidelity["q4_k_m"]["mean"]["kl"]  # fewer bits, more drift
+    answers = [json.loads(x) for x in (export / "answers.jsonl").read_text().splitlines()]
+    assert [a["lang"] for a in answers] == ["id", "th"] and all(a["quant"] == "q4_k_m" for a in answers)
+    assert all(a["tokens"] > 0 and a["finish_reason"] in ("stop", "length") for a in answers)
+    # raw llama-cpp-python on the same file and prompt ids gives the same greedy tokens
+    import llama_cpp
+
+    from sealion.engine.llamacpp import LlamaCppEngine
+    from sealion.engine.prompting import render_chat
+
+    eng = LlamaCppEngine(export / "model.q4_k_m.gguf", n_ctx=512)
+    held = json.loads((run / "data" / "heldout.jsonl").read_text().splitlines()[0])
+    ids = eng._prompt_ids(render_chat(eng.tokenizer, held["messages"][:1]))
+    eng.close()
+    llm = llama_cpp.Llama(str(export / "model.q4_k_m.gguf"), n_ctx=512, verbose=False)
+    want = []
+    for tok in llm.generate(ids, temp=0.0, top_k=1, reset=True):
+        if len(want) == len(answers[0]["token_ids"]) or llm.token_eos() == tok:
+            break
+        want.append(int(tok))
+    llm.close()
+    assert want == answers[0]["token_ids"]
+    report = report_data(run)
+    assert set(report["export"]["files"]) == {"q8_0", "q4_k_m"} and report["export"]["answers"]["n"] == 2
+    assert "On-device export (GGUF)" in (run / "report.html").read_text()
+
+
+def test_a_student_llama_cpp_cannot_run_is_refused_before_any_work(tmp_path, tiny_gemma3_dir):
+    from sealion.errors import ConfigError
+
+    data = tiny_recipe(tiny_gemma3_dir)
+    data["export"] = {"enabled": True}
+    with pytest.raises(ConfigError, match=r"student.num_layers: the export stage cannot write this student, "
+                                          r"layers \[0, 2, 5\]"):
+        run_recipe(write_recipe(tmp_path / "bad.yaml", data), tmp_path / "run", log=lambda m: None)
+    assert not (tmp_path / "run").exists()
+
+
 def actions(statuses) -> dict[str, str]:
     return {s.name: s.action for s in statuses}
 
 
 def test_full_run_writes_every_stage(tiny_run):
     run = tiny_run["run"]
-    assert actions(tiny_run["statuses"]) == {s: "run" for s in STAGES}
-    for s in STAGES:
+    assert actions(tiny_run["statuses"]) == {**{s: "run" for s in RUN_STAGES}, "export": "disabled"}
+    for s in RUN_STAGES:
         done = read_done(run / s)
         assert done is not None and done["seconds"] >= 0 and done["bytes"] > 0, s
     # resolved config saved with the run, defaults filled in
@@ -149,10 +219,10 @@ def test_terminal_summary_shows_teacher_text_and_heldout_kl(tiny_run):
 
 
 def test_second_run_skips_everything(tiny_run):
-    before = {s: read_done(tiny_run["run"] / s)["run_id"] for s in STAGES}
+    before = {s: read_done(tiny_run["run"] / s)["run_id"] for s in RUN_STAGES}
     statuses = run_recipe(tiny_run["recipe"], tiny_run["run"], log=lambda m: None)
-    assert actions(statuses) == {s: "skip" for s in STAGES}
-    assert {s: read_done(tiny_run["run"] / s)["run_id"] for s in STAGES} == before
+    assert actions(statuses) == {**{s: "skip" for s in RUN_STAGES}, "export": "disabled"}
+    assert {s: read_done(tiny_run["run"] / s)["run_id"] for s in RUN_STAGES} == before
 
 
 def test_changed_merge_reruns_merge_and_after_only(tiny_run):

@@ -75,9 +75,10 @@ class LlamaCppModel:
 
     # ---- vocabulary -------------------------------------------------------------------------------------------
 
-    def tokenize(self, text: str, *, add_bos: bool = False) -> list[int]:
-        """Text -> ids; control tokens written as text (`<start_of_turn>`, `<|turn>`) become their ids."""
-        return self._model.tokenize(text.encode("utf-8"), add_bos, True)
+    def tokenize(self, text: str, *, add_bos: bool = False, special: bool = True) -> list[int]:
+        """Text -> ids; with `special`, control tokens written as text (`<start_of_turn>`, `<|turn>`) become their
+        ids, else they stay text (what message content needs)."""
+        return self._model.tokenize(text.encode("utf-8"), add_bos, special)
 
     def detokenize(self, ids: Sequence[int]) -> str:
         out = bytearray()
@@ -160,6 +161,31 @@ class GGUFTokenizer:
     def __len__(self) -> int:
         return self._size
 
+    @property
+    def all_special_tokens(self) -> list[str]:
+        """The vocabulary's control tokens (what Hugging Face lists as special), read once from the token
+        attributes: the renderer matches them in its structure and refuses them in message text."""
+        if getattr(self, "_specials", None) is None:
+            lib, model = self._m._llama_cpp, self._m._model
+            flags = lib.LLAMA_TOKEN_ATTR_CONTROL | lib.LLAMA_TOKEN_ATTR_USER_DEFINED
+            self._specials = [model.token_get_text(i) for i in range(self._size)
+                              if model.token_get_attr(i) & flags]
+        return self._specials
+
+    def __call__(self, text, add_special_tokens: bool = False, split_special_tokens: bool = False):
+        """Hugging Face's call shape: {"input_ids": ids} (a list of lists for a list of texts). The renderer passes
+        message text with `split_special_tokens=True`, so control names typed in it stay text."""
+        one = isinstance(text, str)
+        ids = [self._m.tokenize(t, add_bos=add_special_tokens, special=not split_special_tokens)
+               for t in ([text] if one else text)]
+        return {"input_ids": ids[0] if one else ids}
+
+    def convert_tokens_to_ids(self, token):
+        if not isinstance(token, str):
+            return [self.convert_tokens_to_ids(t) for t in token]
+        ids = self._m.tokenize(token, add_bos=False, special=True)
+        return ids[0] if len(ids) == 1 else None
+
     def convert_ids_to_tokens(self, ids):
         if isinstance(ids, int):
             return self._m.token_text(ids)
@@ -240,9 +266,10 @@ class LlamaCppEngine(Engine):
             if any(isinstance(m.get("content"), list) and any(isinstance(p, dict) and p.get("type") not in
                    (None, "text") for p in m["content"]) for m in request.messages):
                 raise SealionError(f"{self.name}: the llama.cpp backend takes text only (no images, audio or video)")
-            text = prompting.render_chat(self.tokenizer, request.messages, tools=request.tools,
-                                         enable_thinking=request.enable_thinking)
-            ids = self._prompt_ids(text)
+            # the one renderer's ids: re-tokenizing its text would turn control names typed in messages into ids
+            prompt = prompting.chat_prompt(self.tokenizer, request.messages, tools=request.tools,
+                                           enable_thinking=request.enable_thinking)
+            text, ids = prompt.text, prompt.ids
             stop = self.eos_ids | set(prompting.chat_stop_ids(self.tokenizer))
         else:
             text = None

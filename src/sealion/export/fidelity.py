@@ -14,7 +14,7 @@ import os
 from .heldout import HELDOUT
 
 
-def _original(model_ref):
+def load_original(model_ref):
     import torch
 
     from ..models import load
@@ -53,7 +53,7 @@ def fidelity_report(model_ref, gguf_path, *, texts: dict[str, str] | None = None
     from ..engine.llamacpp import LlamaCppModel
 
     texts = texts or HELDOUT
-    model = original if original is not None else _original(model_ref)
+    model = original if original is not None else load_original(model_ref)
     runtime = LlamaCppModel(gguf_path, n_ctx=max_tokens + 8, n_threads=threads or os.cpu_count())
     try:
         langs = {}

@@ -158,6 +158,15 @@ def _rope(cfg, layer_type: str) -> dict:
     return params.get(layer_type, params) if isinstance(params, dict) else {}
 
 
+def gemma3_layer_problem(layer_types: list[str]) -> str | None:
+    """llama.cpp's gemma3 architecture has no per-layer attention list: it assumes five sliding layers, then one
+    full, repeated. A Gemma 3 whose layers follow another order (e.g. a student cut from other layers) cannot run."""
+    want = ["full_attention" if (i + 1) % 6 == 0 else "sliding_attention" for i in range(len(layer_types))]
+    if layer_types == want:
+        return None
+    return "llama.cpp's gemma3 expects five sliding layers then one full layer, repeated"
+
+
 def _check_supported(ck: Checkpoint) -> None:
     t = ck.text
     if _get(t, "enable_moe_block", False) or _get(t, "num_experts", 0):
@@ -166,11 +175,9 @@ def _check_supported(ck: Checkpoint) -> None:
     if _get(t, "attention_k_eq_v", False):
         raise ExportError(f"{ck.path}/config.json: field attention_k_eq_v=true is not exported by sealion")
     if ck.arch == "gemma3":
-        types = list(_get(t, "layer_types", []))
-        want = ["full_attention" if (i + 1) % 6 == 0 else "sliding_attention" for i in range(len(types))]
-        if types != want:
-            raise ExportError(f"{ck.path}/config.json: field layer_types: llama.cpp's gemma3 expects five "
-                              "sliding layers then one full layer, repeated")
+        problem = gemma3_layer_problem(list(_get(t, "layer_types", [])))
+        if problem:
+            raise ExportError(f"{ck.path}/config.json: field layer_types: {problem}")
         full = _rope(t, "full_attention")
         if full.get("rope_type", "default") not in ("default", "linear"):
             raise ExportError(f"{ck.path}/config.json: field rope_parameters.full_attention.rope_type="

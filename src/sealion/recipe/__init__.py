@@ -1,4 +1,5 @@
-"""One YAML recipe -> data -> student -> capture -> distill -> merge -> evaluate -> report, each stage resumable.
+"""One YAML recipe -> data -> student -> capture -> distill -> merge -> export -> evaluate -> report, each stage
+resumable.
 
     from sealion.recipe import load_recipe, run_recipe
     run_recipe("recipes/demo.yaml", "runs/demo")
@@ -23,6 +24,10 @@ def prepare(recipe_path: str | Path, out: str | Path, *, data_dir: str | None = 
     recipe = load_recipe(recipe_path)
     notes = check_references(recipe, source=str(recipe_path), data_dir=data_dir, strict=strict)
     check_stage_values(recipe, source=str(recipe_path))
+    if strict:  # --plan only lists; a run needs llama.cpp before the first stage starts
+        from .export_stage import check_llama_cpp
+
+        check_llama_cpp(recipe.export, str(recipe_path))
     runner = Runner(build_stages(recipe, data_dir=data_dir), out, log=log)
     return recipe, runner, notes
 

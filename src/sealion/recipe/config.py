@@ -179,6 +179,42 @@ class MergeSpec(_Section):
         return v
 
 
+class ExportSpec(_Section):
+    enabled: bool = True
+    quants: list[str] = Field(default_factory=lambda: ["q8_0", "q4_k_m"],
+                              description="GGUF types written for the final model (merged, else distilled)")
+    fidelity: bool = True  # KL / top-1 / perplexity ratio per language of each export against the final model
+    answer_with: str | None = Field("q4_k_m", description="the export that answers one held-out prompt per "
+                                    "language through the llama.cpp backend (null: none)")
+    max_new_tokens: int = Field(48, gt=0)
+    threads: int | None = Field(None, gt=0)
+
+    @field_validator("quants")
+    @classmethod
+    def _quants(cls, v: list[str]) -> list[str]:
+        from ..export.gguf_export import QUANTS
+
+        v = [q.lower() for q in v]
+        for q in v:
+            if q not in QUANTS:
+                raise ValueError(f"unknown GGUF type {q!r}; allowed: {', '.join(QUANTS)}")
+        if len(set(v)) != len(v):
+            raise ValueError("a GGUF type is listed twice")
+        return v
+
+    @field_validator("answer_with")
+    @classmethod
+    def _lower(cls, v: str | None) -> str | None:
+        return v.lower() if v else v
+
+    @model_validator(mode="after")
+    def _answer_is_exported(self) -> "ExportSpec":
+        if self.answer_with is not None:
+            if self.answer_with not in self.quants:
+                raise ValueError(f"answer_with: {self.answer_with} is not among quants ({', '.join(self.quants)})")
+        return self
+
+
 class HeldoutSpec(_Section):
     enabled: bool = True
     bootstrap: int = Field(1000, ge=0)
@@ -213,6 +249,7 @@ class Recipe(_Section):
     capture: CaptureSpec = Field(default_factory=CaptureSpec)
     distill: DistillSpec = Field(default_factory=DistillSpec)
     merge: MergeSpec = Field(default_factory=MergeSpec)
+    export: ExportSpec = Field(default_factory=ExportSpec)
     evaluate: EvaluateSpec = Field(default_factory=EvaluateSpec)
     hardware: dict[str, Any] = Field(default_factory=dict, description="free-form notes on the hardware it needs")
 

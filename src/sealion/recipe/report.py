@@ -147,6 +147,38 @@ def _stage_effects_section(evaluate_dir: Path) -> tuple[str, dict]:
     return html, data
 
 
+def _export_section(export_dir: Path) -> tuple[str, dict]:
+    """The GGUF exports: size, fidelity per language against the final model, and llama.cpp's answers."""
+    done = read_done(export_dir) or {}
+    result = done.get("summary") or {}
+    if not result.get("files"):
+        return "", {}
+    html = "<h2>On-device export (GGUF)</h2>"
+    rows = [[escape(q), _human_bytes(f["bytes"]), escape(Path(f["path"]).name)] for q, f in result["files"].items()]
+    html += _table(["type", "size", "file"], rows)
+    fidelity = result.get("fidelity") or {}
+    if fidelity:
+        langs = list(next(iter(fidelity.values()))["languages"])
+        html += ("<p>Each export against the final model it was made from, on built-in held-out text: KL "
+                 "(original || GGUF) in nats per token (0 = identical; below 0.05 is hard to notice), top-1 agreement "
+                 "and perplexity ratio (1.0 = no loss).</p>")
+        for metric, label in (("kl", "KL per token"), ("top1", "top-1 agreement"), ("ppl_ratio", "perplexity ratio")):
+            trows = [[escape(q)] + [f"{r['languages'][lang][metric]:.4f}" for lang in langs]
+                     + [f"{r['mean'][metric]:.4f}"] for q, r in fidelity.items()]
+            html += f"<h3>{label}</h3>" + _table(["type", *langs, "mean"], trows, "metrics")
+    answers = result.get("answers") or {}
+    rows_path = export_dir / "answers.jsonl"
+    if answers and rows_path.is_file():
+        items = [json.loads(x) for x in rows_path.read_text(encoding="utf-8").splitlines() if x.strip()]
+        html += (f"<h3>{escape(answers['quant'])} through the llama.cpp backend</h3><p>One held-out prompt per "
+                 f"language, greedy; {answers['ended_turn']}/{answers['n']} answers ended their turn (the rest ran "
+                 f"to the token limit); {answers.get('tokens_per_s')} tokens/s.</p>")
+        html += _table(["lang", "prompt", "answer", "ended"], [
+            [escape(r["lang"]), escape(r["prompt"][:120]), escape(r["answer"][:240]),
+             "yes" if r["finish_reason"] == "stop" else "no"] for r in items])
+    return html, result
+
+
 def _num(v: Any) -> str:
     return "–" if v is None else (f"{v:.4g}" if isinstance(v, float) else escape(str(v)))
 
@@ -178,6 +210,7 @@ def build_report(run_dir: Path, stage_names: list[str], recipe_yaml: str, *, tit
     curves = training_curves(run_dir / "distill") if (run_dir / "distill").is_dir() else {}
     seahelm_html, seahelm = _seahelm_section(run_dir / "evaluate")
     effects_html, effects = _stage_effects_section(run_dir / "evaluate")
+    export_html, export = _export_section(run_dir / "export")
 
     parts = [f"<h1>{escape(title)}</h1>",
              f'<p class="muted">run directory <code>{escape(str(run_dir.resolve()))}</code>; report written '
@@ -242,6 +275,8 @@ def build_report(run_dir: Path, stage_names: list[str], recipe_yaml: str, *, tit
         parts.append(seahelm_html)
     if effects_html:
         parts.append(effects_html)
+    if export_html:
+        parts.append(export_html)
     parts.append("<h2>Recipe (resolved)</h2><pre>" + escape(recipe_yaml) + "</pre>")
     parts.append("<h2>Artefacts</h2><ul class=\"artefacts\">" + "".join(_artefacts(run_dir, report_path)) + "</ul>")
 
@@ -266,7 +301,7 @@ svg.chart {{ display: block; margin: 1em 0; max-width: 100%; height: auto; }}
 """
     write_text(report_path, html)
     data = {"title": title, "stages": [s["stage"] for s in stages if s["done"]], "heldout": heldout,
-            "seahelm": seahelm, "verdict": verdict, "stage_effects": effects, "skipped": skipped,
+            "seahelm": seahelm, "verdict": verdict, "stage_effects": effects, "skipped": skipped, "export": export,
             "curves": {k: [[x, round(y, 6)] for x, y in v] for k, v in curves.items()}}
     write_json(run_dir / "report" / "report.json", _round(data))
     return data

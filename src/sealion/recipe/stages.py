@@ -1,6 +1,6 @@
 """The recipe's stages and how each one calls the area that does the work.
 
-data -> student -> capture -> distill -> merge -> evaluate -> report
+data -> student -> capture -> distill -> merge -> export -> evaluate -> report
 
 Each stage reads the previous stages' directories and writes its own; the runner (runner.py) decides what runs.
 """
@@ -15,9 +15,10 @@ from ..errors import ConfigError, SealionError
 from ..io import read_jsonl, write_json
 from .config import Recipe, classify_ref, dump_yaml, resolve_path
 from .fingerprint import path_identity
+from .export_stage import gguf_name
 from .runner import Stage, StageContext
 
-STAGES = ("data", "student", "capture", "distill", "merge", "evaluate", "report")
+STAGES = ("data", "student", "capture", "distill", "merge", "export", "evaluate", "report")
 MODEL_FILE = "model.json"  # in student/, distill/, merge/: {"path": the model directory}
 
 
@@ -63,6 +64,7 @@ def _run_student(recipe: Recipe, ctx: StageContext) -> dict:
     layers = spec.layers or evenly_spaced(n, spec.num_layers or n)
     if max(layers) >= n:
         raise ConfigError(f"student.layers: index {max(layers)} is out of range; {source} has {n} layers")
+    check_exportable_student(recipe, cfg, layers, "recipe")  # before capture and training, not after
     out = ctx.dir / "model"
     if out.exists():  # a half-written student from a killed run: rewrite it (cheap, one pass over the tensors)
         import shutil
@@ -193,6 +195,19 @@ def _run_merge(recipe: Recipe, ctx: StageContext) -> dict:
             **{k: d[k] for k in ("shards", "bytes_written", "family") if k in d}}
 
 
+# ----------------------------------------------------------------------------------------------- export
+def final_model_dir(recipe: Recipe, ctx: StageContext) -> Path:
+    """What the recipe builds: the merged model, or the distilled student when the merge is off."""
+    return model_dir_of(ctx.dep("merge") if recipe.merge.enabled else ctx.dep("distill"))
+
+
+def _run_export(recipe: Recipe, ctx: StageContext) -> dict:
+    from .export_stage import run_export_stage
+
+    return run_export_stage(recipe.export, final_model_dir(recipe, ctx), ctx.dep("data") / "heldout.jsonl", ctx.dir,
+                            log=ctx.log)
+
+
 # --------------------------------------------------------------------------------------------- evaluate
 def _eval_models(recipe: Recipe, ctx: StageContext) -> dict[str, Path]:
     models = {"student-init": model_dir_of(ctx.dep("student")), "student": model_dir_of(ctx.dep("distill"))}
@@ -277,11 +292,17 @@ def build_stages(recipe: Recipe, *, data_dir: str | None = None) -> list[Stage]:
         Stage("merge", lambda ctx: _run_merge(recipe, ctx), ("student", "distill"),
               {"merge": dump["merge"], "partner": merge_partner}, enabled=recipe.merge.enabled,
               describe=f"{recipe.merge.method} merge with {recipe.merge.with_}", outputs=(MODEL_FILE,)),
+        Stage("export", lambda ctx: _run_export(recipe, ctx), ("data", "distill", "merge"),
+              {"export": dump["export"], "merge": recipe.merge.enabled}, enabled=recipe.export.enabled,
+              describe=f"GGUF {', '.join(recipe.export.quants)} of the final model"
+              + ("; fidelity per language" if recipe.export.fidelity else "")
+              + (f"; {recipe.export.answer_with} answers through llama.cpp" if recipe.export.answer_with else ""),
+              outputs=tuple(gguf_name(q) for q in recipe.export.quants)),
         Stage("evaluate", lambda ctx: _run_evaluate(recipe, ctx, data_dir), ("data", "student", "distill", "merge"),
               eval_cfg, eval_inputs, describe="held-out KL / top-1 / perplexity per language"
               + (f"; {recipe.evaluate.seahelm.suite}" if eval_cfg["seahelm_active"] else "")),
         Stage("report", lambda ctx: _run_report(recipe, ctx), ("data", "student", "capture", "distill", "merge",
-                                                                "evaluate"),
+                                                                "export", "evaluate"),
               {"name": recipe.name, "recipe": dump}, describe="report.html", outputs=("report.json",)),
     ]
 
@@ -292,7 +313,7 @@ def check_stage_values(recipe: Recipe, *, source: str) -> None:
 
     spec = recipe.student
     src = recipe.teacher if spec.from_ == "teacher" else spec.from_
-    if spec.layers is None or kind_of(src) not in ("local", "alias"):
+    if not spec.cuts_layers or kind_of(src) not in ("local", "alias"):
         return
     cfg_path = None
     if kind_of(src) == "local":
@@ -305,10 +326,30 @@ def check_stage_values(recipe: Recipe, *, source: str) -> None:
     if cfg_path is None:
         return
     cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
-    n = (cfg.get("text_config") or cfg).get("num_hidden_layers")
-    if n is not None and max(spec.layers) >= n:
+    text = cfg.get("text_config") or cfg
+    n = text.get("num_hidden_layers")
+    if spec.layers is not None and n is not None and max(spec.layers) >= n:
         raise ConfigError(f"{source}: student.layers: index {max(spec.layers)} is out of range; "
                           f"{src} has {n} layers (0..{n - 1})")
+    if n is not None:
+        check_exportable_student(recipe, cfg, spec.layers or evenly_spaced(n, spec.num_layers or n), source)
+
+
+def check_exportable_student(recipe: Recipe, cfg: dict, layers: list[int], source: str) -> None:
+    """A Gemma 3 student cut from the teacher's layers must keep llama.cpp's layer order when it will be exported."""
+    text = cfg.get("text_config") or cfg
+    types = text.get("layer_types")
+    if not (recipe.export.enabled and str(cfg.get("model_type", "")).startswith("gemma3") and types):
+        return
+    from ..export.gguf_export import gemma3_layer_problem
+
+    problem = gemma3_layer_problem([types[i] for i in layers])
+    if problem:
+        full = [i for i, t in enumerate(types) if t == "full_attention"]
+        field = "student.layers" if recipe.student.layers is not None else "student.num_layers"
+        raise ConfigError(f"{source}: {field}: the export stage cannot write this student, layers {layers} "
+                          f"({problem}; the full layers are {full}); choose layers in that order or set "
+                          "export.enabled: false")
 
 
 def read_rows(path: Path) -> list[dict]:
