@@ -14,6 +14,7 @@ Media parts accepted (OpenAI and Hugging Face shapes):
     {"type": "image", "image": PIL.Image | path | bytes | "data:image/...;base64,..."} (or "url" / "path")
     {"type": "image_url", "image_url": {"url": "data:..." | path}}
     {"type": "audio", "audio": path | bytes | numpy array, "sampling_rate": 16000} (or "url" / "path"); WAV files
+        (FLAC, MP3, Ogg where the optional `soundfile` package is installed)
     {"type": "input_audio", "input_audio": {"data": "<base64 wav>", "format": "wav"}}
     {"type": "video", "video": [frames...] | directory of frame images | animated GIF/WebP, "fps": 1.0}
 Video files (mp4, ...) are not decoded here (no video decoder is installed); pass frames or an animation.
@@ -41,7 +42,12 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif")
 
 
 class MediaError(SealionError):
-    """A media part that cannot be loaded; the message names the message index and part."""
+    """A media part that cannot be loaded; the message names the message index and part (`param`, when known:
+    `messages[i].content[j]`)."""
+
+    def __init__(self, message: str, param: str | None = None):
+        super().__init__(message)
+        self.param = param
 
 
 # ------------------------------------------------------------------------------------------ loading
@@ -145,10 +151,46 @@ def load_audio(value: Any, sampling_rate: int | None = None) -> np.ndarray:
     raw = _bytes_from(value)
     if raw is None:
         raise ValueError(f"cannot read audio from {type(value).__name__}")
-    if raw[:4] != b"RIFF":
-        raise ValueError("only WAV audio is supported (convert other formats to .wav first)")
-    samples, rate = _read_wav(raw)
+    if raw[:4] == b"RIFF":
+        samples, rate = _read_wav(raw)
+    else:
+        samples, rate = _decode_compressed(raw)
     return resample(samples, rate)
+
+
+def audio_format(raw: bytes) -> str | None:
+    """'wav', 'flac', 'mp3' or 'ogg' from the first bytes; None when it is none of those."""
+    if raw[:4] == b"RIFF" and raw[8:12] == b"WAVE":
+        return "wav"
+    if raw[:4] == b"fLaC":
+        return "flac"
+    if raw[:4] == b"OggS":
+        return "ogg"
+    if raw[:3] == b"ID3" or (len(raw) > 1 and raw[0] == 0xFF and raw[1] & 0xE0 == 0xE0):
+        return "mp3"
+    return None
+
+
+def compressed_audio_supported() -> bool:
+    """Whether FLAC/MP3/Ogg can be decoded here (the optional `soundfile` package, libsndfile >= 1.1 for MP3)."""
+    import importlib.util
+
+    return importlib.util.find_spec("soundfile") is not None
+
+
+def _decode_compressed(raw: bytes) -> tuple[np.ndarray, int]:
+    kind = audio_format(raw)
+    if kind is None:
+        raise ValueError("not a WAV, FLAC, MP3 or Ogg file")
+    if not compressed_audio_supported():
+        raise ValueError(f"{kind} audio cannot be decoded here (install the `soundfile` package, or send WAV)")
+    import soundfile
+
+    try:
+        samples, rate = soundfile.read(io.BytesIO(raw), dtype="float32", always_2d=True)
+    except (RuntimeError, TypeError, soundfile.LibsndfileError) as e:
+        raise ValueError(f"cannot decode {kind} audio: {e}") from None
+    return samples.mean(axis=1), int(rate)
 
 
 def load_video_frames(value: Any) -> tuple[list, list[float] | None]:
@@ -278,7 +320,7 @@ def prepare_inputs(
                     stamps = [k / fps for k in range(len(frames))]
                 videos.append(sample_frames(frames, stamps, max_video_frames))
         except (OSError, ValueError) as e:
-            raise MediaError(f"{where}: cannot load {kind}: {e}") from None
+            raise MediaError(f"{where}: cannot load {kind}: {e}", param=where) from None
 
     prompt = render_for(tokenizer, clean, tools=tools, enable_thinking=enable_thinking,
                         add_generation_prompt=add_generation_prompt)

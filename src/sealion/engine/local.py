@@ -163,22 +163,27 @@ class LocalEngine(Engine):
         ids = list(req.prompt_ids) if req.prompt_ids is not None else self.encode(req.prompt)
         return self.sequence(ids, req.params, **kw)
 
+    def media_prompt(self, messages: list[dict], *, tools=None, enable_thinking: bool = False,
+                     add_generation_prompt: bool = True) -> tuple[list[int], str, dict[str, Any]]:
+        """(prompt ids with each image/audio/video part's soft-token span, the prompt as text, the encoders'
+        inputs on the model's device) for a conversation with media: the one path for this API and the server."""
+        if self.loaded.processor is None:
+            raise SealionError(f"{self.name}: this model has no processor; it cannot take images, audio or video")
+        from ..chat.multimodal import prepare_inputs
+
+        inputs = prepare_inputs(self.loaded.processor, self.tokenizer, messages, tools=tools,
+                                enable_thinking=enable_thinking, add_generation_prompt=add_generation_prompt)
+        ids = inputs.pop("input_ids")[0].tolist()
+        inputs.pop("attention_mask", None)
+        device = self.core.device
+        extra = {k: v.to(device) if hasattr(v, "to") else v for k, v in inputs.items()}
+        # the text tells the reply parser how the prompt ends (e.g. inside an open thought channel)
+        return ids, self.tokenizer.decode(ids[-64:]), extra
+
     def _chat_seq(self, req: ChatRequest, **kw) -> Sequence:
         extra: dict[str, Any] = {}
         if _has_media(req.messages):
-            if self.loaded.processor is None:
-                raise SealionError(f"{self.name}: this model has no processor; it cannot take images, audio or video")
-            from ..chat.multimodal import prepare_inputs
-
-            inputs = prepare_inputs(
-                self.loaded.processor, self.tokenizer, req.messages, tools=req.tools,
-                enable_thinking=req.enable_thinking,
-            )
-            ids = inputs.pop("input_ids")[0].tolist()
-            text = None
-            inputs.pop("attention_mask", None)
-            device = self.core.device
-            extra = {k: v.to(device) if hasattr(v, "to") else v for k, v in inputs.items()}
+            ids, text, extra = self.media_prompt(req.messages, tools=req.tools, enable_thinking=req.enable_thinking)
         else:
             prompt = prompting.chat_prompt(
                 self.tokenizer, req.messages, tools=req.tools, enable_thinking=req.enable_thinking

@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from . import protocol as P
-from .chat_route import chat_completions, plan_chat
+from .chat_route import chat_completions, plan_chat_async
 from .guard import Guard
 from .state import ApiError, ServeConfig, ServerState
 from .text_route import completions
@@ -33,20 +33,22 @@ def _error_response(e: ApiError) -> JSONResponse:
                         headers=e.headers)
 
 
-def create_app(model, tokenizer=None, *, config: ServeConfig | None = None) -> FastAPI:
+def create_app(model, tokenizer=None, *, config: ServeConfig | None = None, processor=None) -> FastAPI:
     """Build the app over an in-process model. `model` is a transformers model (with `tokenizer`), a
-    `sealion.models.LoadedModel`, or a model reference string to load."""
+    `sealion.models.LoadedModel`, or a model reference string to load. `processor` (or the LoadedModel's) lets
+    chat requests carry image and audio parts; without one they are refused with a 400 naming the part."""
     config = config or ServeConfig()
     if isinstance(model, str):
-        from .loading import load_for_serving
+        from .loading import load_served
 
-        model, tokenizer = load_for_serving(model)
-    elif tokenizer is None and hasattr(model, "tokenizer"):
+        model = load_served(model)
+    if tokenizer is None and hasattr(model, "tokenizer"):  # a LoadedModel: its processor takes media
+        processor = getattr(model, "processor", None) if processor is None else processor
         model, tokenizer = model.model, model.tokenizer
     if tokenizer is None:
         raise ValueError("create_app needs a tokenizer with the model")
     model.eval()
-    state = ServerState(model, tokenizer, config)
+    state = ServerState(model, tokenizer, config, processor=processor)
     state.core.start()
     state.warm_up()
 
@@ -131,7 +133,7 @@ def create_app(model, tokenizer=None, *, config: ServeConfig | None = None) -> F
             except ValidationError as e:
                 raise RequestValidationError(e.errors()) from None
             _refuse_unsupported(chat)
-            ids = plan_chat(state, chat).prompt_ids
+            ids = (await plan_chat_async(state, chat)).prompt_ids
         out = {"count": len(ids), "max_model_len": state.max_model_len, "tokens": ids, "token_strs": None}
         if body.return_token_strs:
             out["token_strs"] = state.tokenizer.convert_ids_to_tokens(ids)

@@ -16,6 +16,7 @@ from . import protocol as P
 from .bridge import Flight
 from .chatio import ChatInputError
 from .logprobs import chat_content, prompt_entries
+from .media import media_parts, to_media_messages
 from .state import ApiError, ServerState
 from .streaming import collect, error_event, generated_ids, generated_records, observe, sse, streaming, usage
 
@@ -27,16 +28,36 @@ class ChatPlan:
     forced_prefix: str  # text appended to the prompt to force a tool call (tool_choice required / named)
     parse_tools: bool
     thinking: bool
+    extra_inputs: dict | None = None  # the image/audio encoders' inputs (pixel_values, input_features, ...)
+
+
+def needs_worker(body: P.ChatCompletionRequest) -> bool:
+    """Whether planning decodes media (run it in a worker thread, off the event loop)."""
+    return any(m.has_media() for m in body.messages)
+
+
+async def plan_chat_async(state: ServerState, body: P.ChatCompletionRequest) -> ChatPlan:
+    if needs_worker(body):
+        from starlette.concurrency import run_in_threadpool
+
+        return await run_in_threadpool(plan_chat, state, body)
+    return plan_chat(state, body)
 
 
 def plan_chat(state: ServerState, body: P.ChatCompletionRequest) -> ChatPlan:
     problem = P.check_role_order(body.messages)
     if problem:
         raise ApiError(400, problem, param="messages", code="invalid_role_order")
-    for i, m in enumerate(body.messages):
-        if m.has_media():
-            raise ApiError(400, f"messages[{i}].content: image and audio parts are not supported by this server",
-                           param=f"messages[{i}].content", code="unsupported_content")
+    media = media_parts(body.messages)
+    if media and state.processor is None:
+        raise ApiError(400, f"{media[0]}: image and audio parts are not supported by this model (its checkpoint "
+                       "has no processor)", param=media[0], code="unsupported_content")
+    if media and body.continue_final_message:
+        raise ApiError(400, "continue_final_message: not supported with image or audio parts",
+                       param="continue_final_message", code="unsupported_parameter")
+    if media and body.template_kwargs():
+        raise ApiError(400, "chat_template_kwargs: only enable_thinking is supported with image or audio parts",
+                       param="chat_template_kwargs", code="unsupported_parameter")
     try:
         thinking = body.enable_thinking()
     except ValueError as e:
@@ -55,17 +76,38 @@ def plan_chat(state: ServerState, body: P.ChatCompletionRequest) -> ChatPlan:
             raise ApiError(400, "tool_choice 'required' needs tools", param="tool_choice")
         forced = state.codec.forced_call_prefix(None)
     render_tools = tools if choice != "none" else None
+    extra = None
+    if media:
+        ids, text, extra = _media_prompt(state, body, render_tools, thinking)
+    else:
+        try:
+            rendered = state.codec.render_prompt(
+                P.to_chat_messages(body.messages), tools=render_tools, enable_thinking=thinking,
+                add_generation_prompt=body.add_generation_prompt, continue_final_message=body.continue_final_message,
+                **body.template_kwargs())
+        except ChatInputError as e:
+            param = "chat_template_kwargs" if "render option" in str(e) else "messages"
+            raise ApiError(400, str(e), param=param, code="invalid_messages") from None
+        ids, text = rendered.ids, rendered.text
+    ids = ids + (state.encode(forced, add_special_tokens=False) if forced else [])
+    return ChatPlan(prompt=text, prompt_ids=ids, forced_prefix=forced, parse_tools=bool(render_tools),
+                    thinking=thinking, extra_inputs=extra)
+
+
+def _media_prompt(state: ServerState, body: P.ChatCompletionRequest, tools, thinking: bool):
+    """The engine's own media path (`LocalEngine.media_prompt`, as `LocalEngine.chat` uses): soft-token spans in
+    the ids, the encoders' inputs beside them."""
+    from sealion.chat.multimodal import MediaError
+    from sealion.errors import SealionError
+
+    messages = to_media_messages(body.messages, state.config)
     try:
-        rendered = state.codec.render_prompt(
-            P.to_chat_messages(body.messages), tools=render_tools, enable_thinking=thinking,
-            add_generation_prompt=body.add_generation_prompt, continue_final_message=body.continue_final_message,
-            **body.template_kwargs())
-    except ChatInputError as e:
-        param = "chat_template_kwargs" if "render option" in str(e) else "messages"
-        raise ApiError(400, str(e), param=param, code="invalid_messages") from None
-    ids = rendered.ids + (state.encode(forced, add_special_tokens=False) if forced else [])
-    return ChatPlan(prompt=rendered.text, prompt_ids=ids, forced_prefix=forced, parse_tools=bool(render_tools),
-                    thinking=thinking)
+        return state.engine.media_prompt(messages, tools=tools, enable_thinking=thinking,
+                                         add_generation_prompt=body.add_generation_prompt)
+    except MediaError as e:
+        raise ApiError(400, str(e), param=e.param or "messages", code="invalid_media") from None
+    except (SealionError, ValueError, TypeError, KeyError) as e:
+        raise ApiError(400, str(e), param="messages", code="invalid_messages") from None
 
 
 def wire_call(call: dict) -> dict:
@@ -79,10 +121,11 @@ def wire_call(call: dict) -> dict:
 
 async def chat_completions(state: ServerState, body: P.ChatCompletionRequest, request: Request):
     started = time.monotonic()
-    plan = plan_chat(state, body)
+    plan = await plan_chat_async(state, body)
     params = state.params(body, len(plan.prompt_ids), chat=True, logprobs=body.logprobs_k(),
                           prompt_logprobs=body.prompt_logprobs, default_max=state.config.default_max_tokens)
-    flight = state.submit(state.sequences(plan.prompt_ids, params, body.n, chat=True, stream=body.stream))
+    flight = state.submit(state.sequences(plan.prompt_ids, params, body.n, chat=True, stream=body.stream,
+                                          extra_inputs=plan.extra_inputs))
     rid = P.new_id("chatcmpl")
     if body.stream:
         return streaming(state, _stream(state, body, plan, rid, flight), "chat", started, flight)

@@ -40,6 +40,14 @@ def register(subparsers) -> None:
                    help="memory for the automatic prefix cache shared by requests, MiB (0: off; default 256)")
     p.add_argument("--request-timeout", type=float, default=600.0, help="seconds per request, queueing included")
     p.add_argument("--max-body-mb", type=float, default=4.0, help="largest request body in MiB (413 beyond)")
+    p.add_argument("--allow-media-paths", action="store_true",
+                   help="accept local file paths and http(s) URLs in image_url parts (default: base64 data URLs only)")
+    p.add_argument("--max-media-mb", type=float, default=16.0,
+                   help="largest image or audio clip in MiB, decoded (default 16; 400 beyond)")
+    p.add_argument("--max-media-parts", type=int, default=8,
+                   help="image and audio parts in one request (default 8; 400 beyond)")
+    p.add_argument("--text-only", action="store_true",
+                   help="load a multimodal checkpoint without its vision and audio towers (refuses media parts)")
     p.add_argument("--dtype", default=None, choices=DTYPES, help="default: the loader's choice (float32 on CPU)")
     p.add_argument("--device", default=None, help="cpu | cuda | cuda:N (default: the loader's choice)")
     from sealion.engine.cli import add_quantize_arg
@@ -64,7 +72,7 @@ def run(args) -> int:
     from sealion.errors import ConfigError
 
     from .app import ServeConfig, create_app
-    from .loading import load_for_serving
+    from .loading import load_served
     from sealion.engine.cli import base_model_warning, check_sampling_flags
     from sealion.engine.types import SamplingParams
 
@@ -77,14 +85,17 @@ def run(args) -> int:
             raise ConfigError(f"--{name.replace('_', '-')} must be positive (got {getattr(args, name)})")
     if args.request_timeout <= 0 or args.max_body_mb <= 0:
         raise ConfigError("--request-timeout and --max-body-mb must be positive")
+    if args.max_media_mb <= 0 or args.max_media_parts < 0:
+        raise ConfigError("--max-media-mb must be positive and --max-media-parts 0 or more")
     if args.prefix_cache_mb < 0:
         raise ConfigError(f"--prefix-cache-mb must be 0 (off) or more, got {args.prefix_cache_mb:g}")
     if args.host not in ("127.0.0.1", "localhost", "::1") and not args.api_key:
         print(f"sealion serve: warning: binding {args.host} without --api-key; anyone who can reach this port "
               "can use the model", file=sys.stderr)
     sock = bind_socket(args.host, args.port)  # a port in use is found before the model loads
-    model, tokenizer = load_for_serving(args.model, dtype=args.dtype, device=args.device,
-                                        quantize=getattr(args, "quantize", None))
+    loaded = load_served(args.model, dtype=args.dtype, device=args.device, quantize=getattr(args, "quantize", None),
+                         text_only=args.text_only)
+    tokenizer = loaded.tokenizer
     warning = base_model_warning(tokenizer, args.model)
     if warning:
         print(f"sealion serve: {warning.split('; chat')[0]}; /v1/chat/completions may answer '' or echo turn "
@@ -100,10 +111,14 @@ def run(args) -> int:
         default_max_tokens=args.default_max_tokens,
         request_timeout=args.request_timeout,
         prefix_cache_mb=args.prefix_cache_mb,
+        allow_media_paths=args.allow_media_paths,
+        max_media_bytes=int(args.max_media_mb * 1024 * 1024),
+        max_media_parts=args.max_media_parts,
     )
-    app = create_app(model, tokenizer, config=config)
+    app = create_app(loaded, config=config)
     port = sock.getsockname()[1]
     print(f"sealion serve: {config.model_name} on http://{args.host}:{port}/v1 "
-          f"(max batch {config.max_batch}{', API key required' if config.api_key else ''})", file=sys.stderr)
+          f"(max batch {config.max_batch}{', images and audio' if loaded.processor is not None else ''}"
+          f"{', API key required' if config.api_key else ''})", file=sys.stderr)
     serve_forever(app, args.host, port, log_level=args.log_level, sock=sock)
     return 0

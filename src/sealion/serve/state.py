@@ -38,6 +38,11 @@ class ServeConfig:
     request_timeout: float = 600.0  # seconds per request, queueing included
     max_prefill_tokens: int = 8192  # padded prompt tokens prefilled in one forward
     prefix_cache_mb: float = 256.0  # the engine's automatic prefix cache (0: off)
+    # image and audio parts (a checkpoint with a processor): see media.py
+    allow_media_paths: bool = False  # file paths and http(s) URLs in image_url parts (data URLs always)
+    max_media_bytes: int = 16 * 1024 * 1024  # one decoded image or audio clip
+    max_media_parts: int = 8  # image and audio parts in one request
+    media_fetch_timeout: float = 10.0  # seconds for an http(s) image URL
 
 
 class ApiError(Exception):
@@ -60,6 +65,7 @@ class ServerState:
             max_batch_tokens=config.max_prefill_tokens, max_model_len=config.max_model_len,
             prefix_cache_mb=config.prefix_cache_mb)
         self.core = self.engine.core
+        self.processor = processor  # None: a text-only checkpoint, which refuses image and audio parts
         self.max_model_len = self.engine.context_length or min(config.max_model_len or DEFAULT_CONTEXT,
                                                                DEFAULT_CONTEXT)
         self.max_prompt_tokens = min(config.max_prompt_tokens or self.max_model_len - 1, self.max_model_len - 1)
@@ -123,7 +129,7 @@ class ServerState:
         return params
 
     def sequences(self, prompt_ids: list[int], params: SamplingParams, n: int, *, chat: bool,
-                  stream: bool) -> list[Sequence]:
+                  stream: bool, extra_inputs: dict | None = None) -> list[Sequence]:
         """n sequences of one prompt (vLLM's parallel sampling): with a seed, choice i draws with seed + i; the
         prompt's log-probs are computed once, for the first."""
         out = []
@@ -134,7 +140,7 @@ class ServerState:
                             seed=None if p.seed is None else (p.seed + i) % 2**64)
             try:
                 out.append(self.engine.sequence(prompt_ids, p, chat=chat, stream=stream, check=False,
-                                                timeout=self.config.request_timeout))
+                                                extra_inputs=extra_inputs, timeout=self.config.request_timeout))
             except SealionError as e:
                 raise ApiError(400, str(e), param="messages" if chat else "prompt",
                                code="context_length_exceeded") from None
