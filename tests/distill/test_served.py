@@ -150,12 +150,12 @@ def test_fake_vllm_single_teacher_is_exact_and_retries():
     fake = FakeVLLM(seed=0, fail=2)
     ex = _example()
     try:
-        t = ServedTeacher([Endpoint(fake.url)], k=5, concurrency=1, retries=3, backoff=0.01)
+        t = ServedTeacher([Endpoint(fake.url)], k=5, concurrency=1, retries=3)
         ids, lps, tail, _ = t.score([ex])[0]
         t.close()
     finally:
         fake.srv.stop()
-    assert fake.calls == 3  # 2 failures (503, retried) + 1 answer
+    assert fake.calls == 3  # 2 failures (503, retried by the openai client) + 1 answer
     dense = _dist(0, len(ex.input_ids))
     rows = np.nonzero(ex.target_mask[1:])[0]
     ref_ids = np.argsort(-dense[rows], axis=1)[:, :5]
@@ -185,10 +185,54 @@ def test_two_teachers_are_a_weighted_mixture():
 def test_client_errors_stop_with_the_servers_message():
     fake = FakeVLLM(seed=0, fail=100, status=400)
     try:
-        t = ServedTeacher([Endpoint(fake.url, model="m")], k=5, retries=3, backoff=0.01)
+        t = ServedTeacher([Endpoint(fake.url, model="m")], k=5, retries=3)
         with pytest.raises(DataError, match=r"/v1/completions: HTTP 400: .*busy"):
             t.score([_example()])
         t.close()
     finally:
         fake.srv.stop()
     assert fake.calls == 1  # a 4xx is not retried
+
+
+def test_retries_run_out_with_a_one_line_error():
+    fake = FakeVLLM(seed=0, fail=100, status=503)
+    try:
+        t = ServedTeacher([Endpoint(fake.url, model="m")], k=5, retries=1)
+        with pytest.raises(DataError, match=r"/v1/completions: HTTP 503 after 2 tries: .*busy"):
+            t.score([_example()])
+        t.close()
+    finally:
+        fake.srv.stop()
+    assert fake.calls == 2
+
+
+def test_unreachable_url_is_a_one_line_error():
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(DataError, match=rf"127.0.0.1:{port}/v1/models: cannot reach the server .*after 1 tries"):
+        ServedTeacher([Endpoint(f"http://127.0.0.1:{port}/v1")], k=5, retries=0)
+
+
+def test_server_without_prompt_logprobs_is_named():
+    from fastapi import FastAPI
+
+    from sealion.serve import ServerThread
+
+    app = FastAPI()
+
+    @app.post("/v1/completions")
+    def completions():  # a plain OpenAI server: ignores the prompt_logprobs extension
+        return {"id": "c", "object": "text_completion", "model": "m", "created": 0,
+                "choices": [{"index": 0, "text": "x", "finish_reason": "length", "logprobs": None}]}
+
+    srv = ServerThread(app).start()
+    try:
+        t = ServedTeacher([Endpoint(srv.url + "/v1", model="m")], k=5, retries=0)
+        with pytest.raises(DataError, match="no choices.0..prompt_logprobs .does the server support vLLM's"):
+            t.score([_example()])
+        t.close()
+    finally:
+        srv.stop()

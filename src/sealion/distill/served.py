@@ -14,13 +14,14 @@ Several teachers are combined as a mixture p = sum_i w_i p_i (weights normalised
 counts 0 for it, so the stored probabilities are lower bounds, exact for ids in every teacher's top-k; the tail is
 1 - the stored mass, so the k+1 buckets still sum to one.
 
-Requests run `concurrency` at a time; connection errors, 429 and 5xx are retried with backoff; other 4xx answers
-stop the capture with the server's message. Resume is the capture's: finished shards are kept.
+Requests go through the `openai` client (engine/http.py `openai_client`, the one place clients are built), `concurrency`
+at a time; the client retries connection errors, 408/409/429 and 5xx with exponential backoff (`retries` times) and
+enforces the per-request timeout; other 4xx answers stop the capture with the server's message.
+Resume is the capture's: finished shards are kept.
 """
 
 from __future__ import annotations
 
-import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -62,58 +63,53 @@ class ServedTeacher:
     """Scores examples against one or more served teachers (see the module docstring)."""
 
     def __init__(self, endpoints: list[Endpoint], *, k: int, concurrency: int = 8, retries: int = 4,
-                 timeout: float = 600.0, api_key: str | None = None, backoff: float = 0.5):
-        import httpx
+                 timeout: float = 600.0, api_key: str | None = None):
+        from ..engine.http import openai_client
 
-        self.k, self.concurrency, self.retries, self.backoff = k, concurrency, retries, backoff
-        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self.client = httpx.Client(timeout=timeout, headers=headers,
-                                   limits=httpx.Limits(max_connections=max(concurrency, 1) * len(endpoints)))
+        self.k, self.concurrency = k, concurrency
+        # one client per endpoint; each keeps its own connection pool and does its own retries and timeout
+        self.clients = {e.url: openai_client(e.url, api_key=api_key, timeout=timeout, max_retries=retries)
+                        for e in endpoints}
         self.endpoints = [e if e.model else Endpoint(e.url, e.weight, self._model_id(e.url)) for e in endpoints]
 
     def close(self) -> None:
-        self.client.close()
+        for c in self.clients.values():
+            c.close()
 
     # ------------------------------------------------------------------------------------------------ HTTP
-    def _request(self, method: str, url: str, body: dict | None = None) -> dict:
-        import httpx
+    def _call(self, url: str, what: str, fn):
+        """fn() with the client's errors turned into one-line DataErrors naming the URL (retries are the client's)."""
+        import openai
 
-        delay = self.backoff
-        for attempt in range(self.retries + 1):
-            try:
-                r = self.client.request(method, url, json=body)
-            except httpx.HTTPError as e:
-                if attempt == self.retries:
-                    raise DataError(f"{url}: {type(e).__name__}: {e} (after {self.retries + 1} tries)") from None
-            else:
-                if r.status_code < 400:
-                    try:
-                        return r.json()
-                    except ValueError:
-                        raise DataError(f"{url}: the answer is not JSON ({r.text[:200]!r})") from None
-                if r.status_code != 429 and r.status_code < 500:
-                    raise DataError(f"{url}: HTTP {r.status_code}: {r.text[:300]}")
-                if attempt == self.retries:
-                    raise DataError(f"{url}: HTTP {r.status_code} after {self.retries + 1} tries: {r.text[:300]}")
-            time.sleep(delay)
-            delay *= 2
-        raise AssertionError("unreachable")
+        try:
+            return fn()
+        except openai.APIStatusError as e:
+            retried = e.status_code in (408, 409, 429) or e.status_code >= 500
+            tries = f" after {self.clients[url].max_retries + 1} tries" if retried else ""
+            raise DataError(f"{url}/{what}: HTTP {e.status_code}{tries}: {str(e.message)[:300]}") from None
+        except openai.APIConnectionError as e:
+            cause = e.__cause__ or e
+            raise DataError(f"{url}/{what}: cannot reach the server ({type(cause).__name__}: {cause}; after "
+                            f"{self.clients[url].max_retries + 1} tries)") from None
+        except openai.APIResponseValidationError as e:
+            raise DataError(f"{url}/{what}: the answer is not an OpenAI-shaped response ({e})") from None
 
     def _model_id(self, url: str) -> str:
-        data = self._request("GET", f"{url}/models").get("data") or []
-        if len(data) != 1 or "id" not in data[0]:
+        data = self._call(url, "models", lambda: self.clients[url].models.list().data)
+        if len(data) != 1:
             raise DataError(f"{url}/models: expected exactly one served model, got {len(data)}")
-        return str(data[0]["id"])
+        return str(data[0].id)
 
     def prompt_logprobs(self, ep: Endpoint, ids: list[int]) -> list:
-        body = {"model": ep.model, "prompt": ids, "max_tokens": 1, "temperature": 0.0, "prompt_logprobs": self.k}
+        client = self.clients[ep.url]
+        ans = self._call(ep.url, "completions", lambda: client.completions.create(
+            model=ep.model, prompt=ids, max_tokens=1, temperature=0.0, extra_body={"prompt_logprobs": self.k}))
         url = f"{ep.url}/completions"
-        ans = self._request("POST", url, body)
-        try:
-            plp = ans["choices"][0]["prompt_logprobs"]
-        except (KeyError, IndexError, TypeError):
+        choice = ans.choices[0] if getattr(ans, "choices", None) else None
+        plp = (choice.model_extra or {}).get("prompt_logprobs") if choice is not None else None
+        if plp is None:
             raise DataError(f"{url}: the answer has no choices[0].prompt_logprobs (does the server support "
-                            "vLLM's prompt_logprobs?)") from None
+                            "vLLM's prompt_logprobs?)")
         if not isinstance(plp, list) or len(plp) != len(ids):
             raise DataError(f"{url}: prompt_logprobs has {len(plp) if isinstance(plp, list) else 'no'} entries for "
                             f"a {len(ids)}-token prompt")

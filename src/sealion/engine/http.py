@@ -17,6 +17,26 @@ from .base import Engine, ProgressFn
 from .types import ChatRequest, Completion, CompletionRequest, SamplingParams, StreamDelta
 
 
+def openai_client(base_url: str, *, api_key: str | None = None, timeout: float = 600.0, max_retries: int = 4):
+    """The one place sealion builds an `openai.OpenAI` client (the engine backend, the served distillation teacher).
+
+    base_url gets /v1 appended when missing; the key falls back to $OPENAI_API_KEY, $SEALION_API_KEY, then "none"
+    (local servers ignore it). The client itself retries 408/409/429/5xx and connection errors `max_retries` times
+    with exponential backoff and enforces `timeout` per request.
+    """
+    import openai
+
+    base_url = base_url.rstrip("/")
+    if not base_url.endswith("/v1"):
+        base_url += "/v1"
+    return openai.OpenAI(
+        base_url=base_url,
+        api_key=api_key or os.environ.get("OPENAI_API_KEY") or os.environ.get("SEALION_API_KEY") or "none",
+        timeout=timeout,
+        max_retries=max_retries,
+    )
+
+
 def _sampling_body(p: SamplingParams) -> tuple[dict[str, Any], dict[str, Any]]:
     """(standard OpenAI fields, extra_body fields) for a request."""
     body: dict[str, Any] = {"max_tokens": p.max_new_tokens}
@@ -65,17 +85,8 @@ class HTTPEngine(Engine):
         timeout: float = 600.0,
         max_retries: int = 4,
     ):
-        import openai
-
-        base_url = base_url.rstrip("/")
-        if not base_url.endswith("/v1"):
-            base_url += "/v1"
-        self.client = openai.OpenAI(
-            base_url=base_url,
-            api_key=api_key or os.environ.get("OPENAI_API_KEY") or os.environ.get("SEALION_API_KEY") or "none",
-            timeout=timeout,
-            max_retries=max_retries,
-        )
+        self.client = openai_client(base_url, api_key=api_key, timeout=timeout, max_retries=max_retries)
+        base_url = str(self.client.base_url).rstrip("/")
         self.base_url = base_url
         self.concurrency = concurrency
         self._model = model
