@@ -95,24 +95,15 @@ def test_export_stage_writes_ggufs_that_llama_cpp_runs(tiny_export_run):
     answers = [json.loads(x) for x in (export / "answers.jsonl").read_text().splitlines()]
     assert [a["lang"] for a in answers] == ["id", "th"] and all(a["quant"] == "q4_k_m" for a in answers)
     assert all(a["tokens"] > 0 and a["finish_reason"] in ("stop", "length") for a in answers)
-    # raw llama-cpp-python on the same file and prompt ids gives the same greedy tokens
-    import llama_cpp
-
+    # the same file through the backend again, in a fresh context: the same greedy tokens (deterministic)
+    from sealion.engine import ChatRequest, SamplingParams
     from sealion.engine.llamacpp import LlamaCppEngine
-    from sealion.engine.prompting import render_chat
 
-    eng = LlamaCppEngine(export / "model.q4_k_m.gguf", n_ctx=512)
     held = json.loads((run / "data" / "heldout.jsonl").read_text().splitlines()[0])
-    ids = eng._prompt_ids(render_chat(eng.tokenizer, held["messages"][:1]))
+    eng = LlamaCppEngine(export / "model.q4_k_m.gguf", n_ctx=512, n_threads=2)
+    again = eng.chat([ChatRequest(held["messages"][:1], SamplingParams(max_new_tokens=8, temperature=0))])[0]
     eng.close()
-    llm = llama_cpp.Llama(str(export / "model.q4_k_m.gguf"), n_ctx=512, verbose=False)
-    want = []
-    for tok in llm.generate(ids, temp=0.0, top_k=1, reset=True):
-        if len(want) == len(answers[0]["token_ids"]) or llm.token_eos() == tok:
-            break
-        want.append(int(tok))
-    llm.close()
-    assert want == answers[0]["token_ids"]
+    assert again.token_ids == answers[0]["token_ids"]
     report = report_data(run)
     assert set(report["export"]["files"]) == {"q8_0", "q4_k_m"} and report["export"]["answers"]["n"] == 2
     assert "On-device export (GGUF)" in (run / "report.html").read_text()
