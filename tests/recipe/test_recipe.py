@@ -222,7 +222,7 @@ def test_changed_merge_reruns_merge_and_after_only(tiny_run):
     recipe = write_recipe(tiny_run["root"] / "tiny-merge.yaml", tiny_recipe(tiny_run["teacher"], weight=0.9))
     statuses = run_recipe(recipe, run, log=lambda m: None)
     assert actions(statuses) == {"data": "skip", "student": "skip", "capture": "skip", "distill": "skip",
-                                 "merge": "run", "evaluate": "run", "report": "run"}
+                                 "merge": "run", "export": "disabled", "evaluate": "run", "report": "run"}
     old, new = report_data(tiny_run["run"])["heldout"], report_data(run)["heldout"]
     assert new["student"] == old["student"]  # untouched models score the same
     assert new["merged"]["all"]["kl"]["value"] != old["merged"]["all"]["kl"]["value"]
@@ -231,7 +231,7 @@ def test_changed_merge_reruns_merge_and_after_only(tiny_run):
     assert st["report"] == "run" and st["evaluate"] == "skip"
     st = actions(run_recipe(recipe, run, only="report", log=lambda m: None))
     assert st == {"data": "skip", "student": "skip", "capture": "skip", "distill": "skip", "merge": "skip",
-                  "evaluate": "skip", "report": "run"}
+                  "export": "disabled", "evaluate": "skip", "report": "run"}
 
 
 def test_killed_run_resumes_to_the_same_report_data(tiny_run):

@@ -35,7 +35,7 @@ import numpy as np
 from sealion.errors import SealionError
 
 from .messages import MEDIA_PARTS, normalize
-from .render import render_for
+from .token_ids import render_prompt
 
 SAMPLING_RATE = 16_000
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif")
@@ -322,8 +322,6 @@ def prepare_inputs(
         except (OSError, ValueError) as e:
             raise MediaError(f"{where}: cannot load {kind}: {e}", param=where) from None
 
-    prompt = render_for(tokenizer, clean, tools=tools, enable_thinking=enable_thinking,
-                        add_generation_prompt=add_generation_prompt)
     out: dict[str, Any] = {}
     image_spans: list[str] = []
     if images:
@@ -353,8 +351,11 @@ def prepare_inputs(
             video_spans.append(" ".join(f"{_timestamp(t)} <|image>{'<|video|>' * int(next(counts))}<image|>"
                                         for t in stamps[:len(frames)]))
 
-    text = _expand(prompt, {"<|image|>": image_spans, "<|audio|>": audio_spans, "<|video|>": video_spans})
-    ids = tokenizer(text, add_special_tokens=False, return_tensors="pt")["input_ids"]  # the text has <bos>
+    # the one renderer; only its own media markers widen into soft-token spans (a marker typed as text stays text)
+    spans = {"<|image|>": image_spans, "<|audio|>": audio_spans, "<|video|>": video_spans}
+    prompt = render_prompt(tokenizer, clean, tools=tools, enable_thinking=enable_thinking,
+                           add_generation_prompt=add_generation_prompt, expand=lambda text: _expand(text, spans))
+    ids = torch.tensor([prompt.ids])
     out["input_ids"] = ids
     out["attention_mask"] = torch.ones_like(ids)
     out["mm_token_type_ids"] = _token_types(tokenizer, ids)

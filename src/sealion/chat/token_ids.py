@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 import weakref
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from ..models.tokenizers import GEMMA4_SPECIAL_TOKENS
 from .gemma4 import strip_thoughts
@@ -261,12 +261,16 @@ def render_prompt(
     enable_thinking: bool = False,
     add_generation_prompt: bool = True,
     continue_final_message: bool = False,
+    expand: Callable[[str], str] | None = None,
     **template_kwargs: Any,
 ) -> Prompt:
     """The prompt for `messages` (OpenAI shape) as this tokenizer's ids and as text. See the module docstring.
 
     `continue_final_message`: end the prompt right after the final message's text (the model continues it, as in
     transformers and vLLM) instead of closing its turn; needs `add_generation_prompt=False`.
+    `expand`: rewrites the rendered text (Gemma 4 names, typed control names still hidden) before it is encoded;
+    the media layer uses it to widen the renderer's own `<|image|>` / `<|audio|>` markers into soft-token spans, so
+    a marker typed in a message stays text.
     `template_kwargs` go to a checkpoint's template (the built-in renderer refuses unknown ones)."""
     if continue_final_message and add_generation_prompt:
         raise ChatFormatError("continue_final_message and add_generation_prompt cannot both be true")
@@ -288,6 +292,8 @@ def render_prompt(
                   bos_token=getattr(tokenizer, "bos_token", None) or "", **template_kwargs)
     if continue_final_message:
         text = _cut_after_final_message(text, messages)
+    if expand is not None:
+        text = expand(text)
     if gemma:
         text = to_tokenizer_names(text, vocab.aliases)
     ids = _encode(tokenizer, vocab, text, placeholders)

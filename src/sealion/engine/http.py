@@ -109,7 +109,8 @@ class HTTPEngine(Engine):
     def _complete_one(self, req: CompletionRequest) -> Completion:
         body, extra = _sampling_body(req.params)
         try:
-            r = self.client.completions.create(model=self.model, prompt=req.prompt, extra_body=extra or None, **body)
+            prompt = list(req.prompt_ids) if req.prompt_ids is not None else req.prompt  # ids go as ids (vLLM too)
+            r = self.client.completions.create(model=self.model, prompt=prompt, extra_body=extra or None, **body)
         except Exception as e:
             return _error(req.id, e)
         choice = r.choices[0]
@@ -181,7 +182,7 @@ class HTTPEngine(Engine):
             make = self.client.chat.completions.create
         else:
             body, extra = _sampling_body(request.params)
-            body["prompt"] = request.prompt
+            body["prompt"] = list(request.prompt_ids) if request.prompt_ids is not None else request.prompt
             make = self.client.completions.create
         try:
             stream = make(model=self.model, stream=True, stream_options={"include_usage": True},

@@ -51,7 +51,7 @@ class CompletionRequest:
     prompt: str
     params: SamplingParams = field(default_factory=SamplingParams)
     id: str | None = None
-    prompt_ids: list[int] | None = None  # pre-tokenised prompt (in-process backend); overrides `prompt`
+    prompt_ids: list[int] | None = None  # pre-tokenised prompt; overrides `prompt` (sent as ids over HTTP)
 
 
 @dataclass

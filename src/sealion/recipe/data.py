@@ -136,15 +136,20 @@ def select_rows(recipe: Recipe, rows: list[dict[str, Any]]) -> list[dict[str, An
     return out
 
 
-def prompt_renderer(tokenizer: Any) -> Callable[[str], str]:
-    """The text the teacher continues. A chat model gets the conversation exactly as distillation will render it (its
-    chat template), so it answers in the training format. A base model (no chat template, like the demo model) has
-    never seen a chat format and only echoes its markers, so it continues the request as plain text instead."""
+def prompt_renderer(tokenizer: Any) -> Callable[[str], tuple[str, list[int] | None]]:
+    """(text, ids) the teacher continues. A chat model gets the conversation exactly as distillation will render it:
+    the one renderer's ids (never its text re-tokenized, so a prompt that types `<turn|>` stays text). A base model
+    (no chat template, like the demo model) has never seen a chat format and only echoes its markers, so it
+    continues the request as plain text instead."""
     if not getattr(tokenizer, "chat_template", None):
-        return lambda prompt: prompt + "\n"
-    from ..chat import render_text
+        return lambda prompt: (prompt + "\n", None)
+    from ..chat import render_prompt
 
-    return lambda prompt: render_text(tokenizer, [{"role": "user", "content": prompt}], add_generation_prompt=True)
+    def render(prompt: str) -> tuple[str, list[int] | None]:
+        rendered = render_prompt(tokenizer, [{"role": "user", "content": prompt}], add_generation_prompt=True)
+        return rendered.text, list(rendered.ids)
+
+    return render
 
 
 def run_data_stage(recipe: Recipe, out_dir: Path, log: Callable[[str], None]) -> dict[str, Any]:
@@ -198,9 +203,10 @@ def _generate(recipe: Recipe, todo: list[dict[str, Any]], gen_path: Path, log: C
         bar = tqdm(total=len(todo), desc="data: teacher responses", unit="prompt")
         for start in range(0, len(todo), g.batch_size):
             batch = todo[start: start + g.batch_size]
-            texts = [render(r["prompt"]) for r in batch]
-            outs = engine.complete([CompletionRequest(prompt=t, params=params, id=r["id"])
-                                    for t, r in zip(texts, batch)])
+            rendered = [render(r["prompt"]) for r in batch]
+            texts = [t for t, _ in rendered]
+            outs = engine.complete([CompletionRequest(prompt=t, params=params, id=r["id"], prompt_ids=ids)
+                                    for (t, ids), r in zip(rendered, batch)])
             for o in outs:
                 if o.finish_reason == "error":
                     raise DataError(f"data: the teacher failed on a prompt: {o.error}")
