@@ -97,3 +97,44 @@ def test_no_grad_gives_values_only_and_empty_input_is_a_zero_loss():
     assert kd.numel() == 0 and float(loss.detach()) == 0.0
     loss.backward()
     assert torch.count_nonzero(weight.grad) == 0
+
+
+@pytest.mark.parametrize("beta,T", [(0.5, 1.0), (0.1, 2.0), (0.9, 0.5)])
+def test_dense_teacher_gives_the_full_vocabulary_jsd(beta, T):
+    """online_k >= the vocabulary: the generalised JSD over every id, as GKD/TRL define it on full distributions
+    (M = beta p + (1 - beta) q, JSD = beta KL(p||M) + (1 - beta) KL(q||M)), written here from that definition."""
+    hidden, weight, _, targets, *_ = _case(23)
+    g = torch.Generator().manual_seed(5)
+    teacher_w = torch.randn(V, H, generator=g, dtype=torch.float64)
+    ids, lps, tail = chunked_topk(hidden.detach(), teacher_w, None, V + 3, chunk_size=4, temperature=T)
+    assert ids.shape == (N, V) and ids.stride(0) == 0 and torch.isneginf(tail).all()  # a broadcast row, no tail
+    cfg = LossConfig(divergence="jsd", missing="tail", temperature=T, beta=beta, chunk_size=4)
+    loss, kd, _, agree = fused_kd_ce(hidden, weight, None, HeadTargets(targets, ids, lps, tail, cfg,
+                                                                        capture_temperature=T))  # online: at T
+    p = torch.softmax(hidden.detach() @ teacher_w.T / T, dim=-1)
+    q = torch.softmax(hidden @ weight.T / T, dim=-1)
+    m = beta * p + (1 - beta) * q
+    # times T^2, the module's documented scale (gradients keep their size across temperatures)
+    ref = (beta * (p * (p / m).log()).sum(-1) + (1 - beta) * (q * (q / m).log()).sum(-1)) * T * T
+    assert torch.allclose(kd.double(), ref.detach(), rtol=1e-4, atol=1e-6)
+    (gw,) = torch.autograd.grad(loss, weight)
+    (rw,) = torch.autograd.grad(ref.sum(), weight)
+    assert (gw - rw).norm() <= 1e-4 * rw.norm()
+    assert torch.equal(agree.bool(), (hidden @ weight.T).argmax(-1) == p.argmax(-1))
+
+
+def test_dense_teacher_in_float32_on_a_large_vocabulary_is_finite_and_exact():
+    g = torch.Generator().manual_seed(9)
+    vocab, n = 32768, 6
+    hidden = torch.randn(n, H, generator=g)
+    weight = (torch.randn(vocab, H, generator=g) * 0.3).requires_grad_()
+    teacher_w = torch.randn(vocab, H, generator=g) * 0.3
+    ids, lps, tail = chunked_topk(hidden, teacher_w, None, vocab, chunk_size=4)
+    cfg = LossConfig(divergence="jsd", missing="tail", beta=0.5, chunk_size=4)
+    loss, kd, *_ = fused_kd_ce(hidden, weight, None, HeadTargets(torch.zeros(n, dtype=torch.long), ids, lps, tail,
+                                                                  cfg))
+    (gw,) = torch.autograd.grad(loss, weight)
+    p, q = torch.softmax(hidden.double() @ teacher_w.double().T, -1), torch.softmax(hidden.double() @ weight.double().T, -1)
+    m = 0.5 * (p + q)
+    ref = 0.5 * (p * (p / m).log()).sum(-1) + 0.5 * (q * (q / m).log()).sum(-1)
+    assert torch.isfinite(gw).all() and torch.allclose(kd.double(), ref.detach(), rtol=1e-3, atol=1e-6)

@@ -41,7 +41,8 @@ def tiny_recipe(teacher: Path, **merge) -> dict:
         "merge": {"method": "linear", "weight": 0.5, **merge},
         "export": {"enabled": False},
         # SEA-HELM is asked for but gets no --data: the run must say it was skipped
-        "evaluate": {"heldout": {"bootstrap": 50, "batch_size": 4}, "seahelm": {"suite": "seahelm-mini"}},
+        "evaluate": {"heldout": {"bootstrap": 50, "batch_size": 4}, "seahelm": {"suite": "seahelm-mini"},
+                     "turn_end": {"prompts": 4, "max_new_tokens": 8}},
     }
 
 
@@ -73,7 +74,7 @@ def tiny_export_run(tmp_path_factory) -> Path:
     data = tiny_recipe(teacher)
     data["student"] = {"layers": [0, 1, 3, 6, 8, 11]}
     data["export"] = {"quants": ["q8_0", "q4_k_m"], "max_new_tokens": 8}
-    data["evaluate"] = {"heldout": {"bootstrap": 20, "batch_size": 4}}
+    data["evaluate"] = {"heldout": {"bootstrap": 20, "batch_size": 4}, "turn_end": {"enabled": False}}
     run = root / "run"
     run_recipe(write_recipe(root / "tiny-export.yaml", data), run, log=lambda m: None)
     return run
@@ -186,6 +187,14 @@ def test_report_data_covers_four_models_and_languages(tiny_run):
     assert held["student-init"]["all"]["kl"]["value"] > 0
     assert data["curves"]["loss"] and [s for s, _ in data["curves"]["loss"]] == [1, 2, 3, 4]
     assert set(data["verdict"]) == {"student", "merged"}
+    # the turn-end check: every model but the teacher answered the 4 held-out prompts; the counts are the rows'
+    turn_end = data["turn_end"]
+    rows = json.loads((tiny_run["run"] / "evaluate" / "turn_end.json").read_text())["models"]
+    assert set(turn_end) == {"student-init", "student", "merged"}
+    for m, r in turn_end.items():
+        assert r["n"] == 4 and r["turn_end_id"] == 106
+        assert r["ended"] == sum(1 for x in rows[m]["rows"] if x["stop_token_id"] == 106)
+        assert r["length"] == sum(1 for x in rows[m]["rows"] if x["finish_reason"] == "length")
     html = (tiny_run["run"] / "report.html").read_text()
     assert html.count('class="chart"') >= 4 and "student before" in html
     assert not re.search(r'(src|href)="https?://', html)  # nothing fetched from the network

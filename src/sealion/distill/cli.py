@@ -65,7 +65,8 @@ def register(subparsers) -> None:
                    "one per language)")
     t.add_argument("--teacher", help="online mode: the teacher in the loop")
     t.add_argument("--data", action="append", default=[], help="online mode: data (repeatable)")
-    t.add_argument("--online-k", type=int, default=128, help="online mode: teacher top-k per position")
+    t.add_argument("--online-k", type=int, default=128,
+                   help="online mode: teacher top-k per position; the vocabulary size or more: dense (every id)")
     t.add_argument("--max-length", type=int, default=2048, help="online mode: truncate examples")
     t.add_argument("--divergence", choices=["fkl", "rkl", "jsd", "tvd"], default="fkl")
     t.add_argument("--beta", type=float, default=0.5, help="JSD interpolation (0 = forward KL, 1 = reverse KL)")

@@ -22,7 +22,7 @@ train.py weighs them (the coefficients carry the global batch normalisation).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
@@ -54,18 +54,24 @@ def _chunk(h, weight, bias, t: HeadTargets, s: int, e: int, want_grad: bool):
         z = z.float()
     if t.softcap:
         z.div_(t.softcap).tanh_().mul_(t.softcap)
-    agree = (z.argmax(-1) == ids[:, 0]).to(z.dtype)
+    # the teacher's best id: the first of a top-k, anywhere in a dense (vocabulary-order) row
+    dense = ids.shape[1] >= z.shape[1]
+    best = t.logprobs[s:e].argmax(-1) if dense else ids[:, 0]
+    agree = (z.argmax(-1) == best).to(z.dtype)
+    # every id present: nothing is missing, and "zero" is the exact full-vocabulary divergence (a tail bucket of
+    # mass 0 would only add float32 rounding)
+    cfg = replace(t.cfg, missing="zero") if dense and t.cfg.missing != "zero" else t.cfg
     lse_t = torch.logsumexp(z / T if T != 1.0 else z, dim=-1)
     lse_1 = lse_t if T == 1.0 else torch.logsumexp(z, dim=-1)
     ce = lse_1 - z.gather(1, targets[:, None]).squeeze(1)
     logq_s = z.gather(1, ids) / T - lse_t[:, None]
     tail = None if t.tail is None else t.tail[s:e]
     if not want_grad:
-        kd = divergence_from_gathered(logq_s, t.logprobs[s:e], tail, t.cfg, capture_temperature=t.capture_temperature)
+        kd = divergence_from_gathered(logq_s, t.logprobs[s:e], tail, cfg, capture_temperature=t.capture_temperature)
         return kd, ce, agree, None
     with torch.enable_grad():
         leaf = logq_s.detach().requires_grad_()
-        kd = divergence_from_gathered(leaf, t.logprobs[s:e], tail, t.cfg, capture_temperature=t.capture_temperature)
+        kd = divergence_from_gathered(leaf, t.logprobs[s:e], tail, cfg, capture_temperature=t.capture_temperature)
         (g,) = torch.autograd.grad(kd.sum() * t.kd_coef, leaf)
     kd = kd.detach()
     g = g / T

@@ -181,7 +181,13 @@ def chunked_topk(
 ):
     """The teacher's top-k (ids, log-probabilities, tail log-mass) at `temperature` for hidden states [n, H],
     chunk by chunk. With `tail_temperatures`, a fourth value [n, len(tail_temperatures)]: the log-mass outside the
-    same ids at each of those temperatures (what the tempered tail bucket needs, see teacher_log_probs)."""
+    same ids at each of those temperatures (what the tempered tail bucket needs, see teacher_log_probs).
+
+    `k` >= the vocabulary is the dense objective: every id in vocabulary order (no sort; the ids are one broadcast
+    row, not an [n, V] tensor) and an empty tail."""
+    vocab = weight.shape[0]
+    if k >= vocab:
+        return _dense_log_probs(hidden, weight, bias, softcap, chunk_size, temperature, tail_temperatures)
     ids, lps, tails, extra = [], [], [], []
     for s in range(0, hidden.shape[0], chunk_size):
         z = project_logits(hidden[s : s + chunk_size], weight, bias, softcap).float()
@@ -203,6 +209,17 @@ def chunked_topk(
         return (*out, hidden.new_zeros((0, len(tail_temperatures))).float()) if tail_temperatures else out
     out = (torch.cat(ids), torch.cat(lps), torch.cat(tails))
     return (*out, torch.cat(extra)) if tail_temperatures else out
+
+
+def _dense_log_probs(hidden, weight, bias, softcap, chunk_size, temperature, tail_temperatures):
+    n, vocab = hidden.shape[0], weight.shape[0]
+    lps = [torch.log_softmax(project_logits(hidden[s : s + chunk_size], weight, bias, softcap).float() / temperature,
+                             dim=-1) for s in range(0, n, chunk_size)]
+    lp = torch.cat(lps) if lps else hidden.new_zeros((0, vocab)).float()
+    ids = torch.arange(vocab, device=hidden.device).expand(n, vocab)
+    out = (ids, lp, torch.full((n,), -math.inf, device=hidden.device))
+    return (*out, torch.full((n, len(tail_temperatures)), -math.inf, device=hidden.device)) if tail_temperatures \
+        else out
 
 
 def _tail_outside(logits: torch.Tensor, ids: torch.Tensor, lse: torch.Tensor) -> torch.Tensor:

@@ -50,7 +50,7 @@ class TrainConfig:
     capture: str | list[str] | None = None  # offline: one or more capture directories (same teacher and k)
     teacher: str | None = None  # online: the teacher in the loop ...
     data: list[str] = field(default_factory=list)  # ... on this data
-    online_k: int = 128
+    online_k: int = 128  # >= the vocabulary: the dense objective (every id, no tail)
     max_length: int = 2048  # online data only
     # loss
     divergence: str = "fkl"

@@ -216,6 +216,7 @@ class LocalEngine(Engine):
             cached_tokens=seq.cached_prefix,
             logprobs=list(seq.token_logprobs) if seq.logprobs is not None else None,
             prompt_logprobs=seq.prompt_token_logprobs,
+            stop_token_id=seq.stop_token,
         )
         if seq.meta.get("chat") is not None and c.finish_reason != "error":
             reply = prompting.parse_reply(self.tokenizer, text, seq.meta.get("prompt_text"))

@@ -94,6 +94,7 @@ class Completion:
     cached_tokens: int = 0  # prompt tokens that came from the prefix cache
     logprobs: list[dict] | None = None  # per generated token (SamplingParams.logprobs): token_id, logprob, rank, top
     prompt_logprobs: list[dict | None] | None = None  # per prompt token, the first None
+    stop_token_id: int | None = None  # the stop id that ended it (in-process backend; not in token_ids)
 
 
 @dataclass

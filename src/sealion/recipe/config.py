@@ -235,8 +235,17 @@ class SeahelmSpec(_Section):
     )
 
 
+class TurnEndSpec(_Section):
+    """Whether each model ends its reply with the turn-end id, as the engine waits for (not by spelling it)."""
+    enabled: bool = True
+    prompts: int = Field(16, gt=0, description="held-out prompts, the first of each language first")
+    max_new_tokens: int | None = Field(None, gt=0, description="None: data.generate.max_new_tokens + 32")
+    batch_size: int = Field(8, gt=0)
+
+
 class EvaluateSpec(_Section):
     heldout: HeldoutSpec = Field(default_factory=HeldoutSpec)
+    turn_end: TurnEndSpec = Field(default_factory=TurnEndSpec)
     seahelm: SeahelmSpec = Field(default_factory=SeahelmSpec)
 
 

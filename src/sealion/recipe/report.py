@@ -179,6 +179,26 @@ def _export_section(export_dir: Path) -> tuple[str, dict]:
     return html, result
 
 
+def _turn_end_section(evaluate_dir: Path) -> tuple[str, dict]:
+    """Whether each model ends its reply with the turn-end id (the engine and llama.cpp stop on it)."""
+    path = evaluate_dir / "turn_end.json"
+    if not path.is_file():
+        return "", {}
+    result = json.loads(path.read_text(encoding="utf-8"))
+    models = result.get("models") or {}
+    if not models:
+        return "", {}
+    html = ("<h2>Ending the turn</h2><p>Held-out prompts answered greedily through the engine (at most "
+            f"{result['max_new_tokens']} new tokens). A chat model must end its reply by emitting the turn-end id "
+            "(106, <code>&lt;turn|&gt;</code>); spelling the marker as text never stops a server or llama.cpp.</p>")
+    rows = [[escape(MODEL_LABELS.get(m, m)), f"{r['ended']}/{r['n']}", str(r["spelled"]), str(r["length"])]
+            for m, r in models.items()]
+    html += _table(["model", "ended with the turn-end id", "spelled a marker as text", "ran to the limit"], rows)
+    summary = {m: {k: r[k] for k in ("turn_end_id", "n", "ended", "spelled", "length", "share")}
+               for m, r in models.items()}
+    return html, summary
+
+
 def _num(v: Any) -> str:
     return "–" if v is None else (f"{v:.4g}" if isinstance(v, float) else escape(str(v)))
 
@@ -211,6 +231,7 @@ def build_report(run_dir: Path, stage_names: list[str], recipe_yaml: str, *, tit
     seahelm_html, seahelm = _seahelm_section(run_dir / "evaluate")
     effects_html, effects = _stage_effects_section(run_dir / "evaluate")
     export_html, export = _export_section(run_dir / "export")
+    turn_end_html, turn_end = _turn_end_section(run_dir / "evaluate")
 
     parts = [f"<h1>{escape(title)}</h1>",
              f'<p class="muted">run directory <code>{escape(str(run_dir.resolve()))}</code>; report written '
@@ -271,6 +292,8 @@ def build_report(run_dir: Path, stage_names: list[str], recipe_yaml: str, *, tit
                                  f"before distillation in {sum(by_lang.values())}/{len(by_lang)} "
                                  f"{'(all)' if not worse else '(not in: ' + ', '.join(worse) + ')'}</li>")
                 parts.append("<h3>Verdict</h3><ul class=\"verdict\">" + "".join(lines) + "</ul>")
+    if turn_end_html:
+        parts.append(turn_end_html)
     if seahelm_html:
         parts.append(seahelm_html)
     if effects_html:
@@ -302,6 +325,7 @@ svg.chart {{ display: block; margin: 1em 0; max-width: 100%; height: auto; }}
     write_text(report_path, html)
     data = {"title": title, "stages": [s["stage"] for s in stages if s["done"]], "heldout": heldout,
             "seahelm": seahelm, "verdict": verdict, "stage_effects": effects, "skipped": skipped, "export": export,
+            "turn_end": turn_end,
             "curves": {k: [[x, round(y, 6)] for x, y in v] for k, v in curves.items()}}
     write_json(run_dir / "report" / "report.json", _round(data))
     return data

@@ -228,6 +228,14 @@ def _run_evaluate(recipe: Recipe, ctx: StageContext, data_dir: str | None) -> di
                               max_len=recipe.data.max_seq_len,
                               log=ctx.log)
         out["heldout_kl"] = {m: round(v["all"]["kl"]["value"], 5) for m, v in summary.items()}
+    te = recipe.evaluate.turn_end
+    if te.enabled:
+        from .turn_end import run_turn_end
+
+        checked = run_turn_end(models, ctx.dep("data") / "heldout.jsonl", ctx.dir, prompts=te.prompts,
+                               max_new_tokens=te.max_new_tokens or recipe.data.generate.max_new_tokens + 32,
+                               batch_size=te.batch_size, log=ctx.log)
+        out["turn_end"] = {m: f"{r['ended']}/{r['n']}" for m, r in checked["models"].items()}
     sh = recipe.evaluate.seahelm
     seahelm_data = data_dir or sh.data
     if sh.suite and seahelm_data:

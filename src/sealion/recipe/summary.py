@@ -63,6 +63,13 @@ def summary_lines(run_dir: Path) -> list[str]:
     table = heldout_table(run_dir)
     if table:
         out += ["Held-out KL(teacher || model), nats per token:", *table]
+    turn_end = run_dir / "evaluate" / "turn_end.json"
+    if turn_end.is_file():
+        models = json.loads(turn_end.read_text(encoding="utf-8")).get("models") or {}
+        if models:
+            out.append("Replies that end with the turn-end id: " + ", ".join(
+                f"{m} {r['ended']}/{r['n']}" + (f" ({r['spelled']} spell it as text)" if r["spelled"] else "")
+                for m, r in models.items()))
     from .report import skipped_notes
 
     out += [f"Not run: {note}" for note in skipped_notes(run_dir)]
