@@ -176,9 +176,11 @@ def test_student_with_another_tokenizer_is_refused(tmp_path, tiny_capture, tiny_
         train(_train_cfg(other, tiny_capture, tmp_path / "run"))
 
 
-def test_online_teacher_in_the_loop(tmp_path, sharp_teacher_dir, tiny_student_dir, small_rows_file):
+@pytest.mark.parametrize("online_k", [32, 1 << 20], ids=["top-k", "dense"])
+def test_online_teacher_in_the_loop(tmp_path, sharp_teacher_dir, tiny_student_dir, small_rows_file, online_k):
     summary = train(TrainConfig(student=str(tiny_student_dir), teacher=str(sharp_teacher_dir),
-                                data=[str(small_rows_file)], out=str(tmp_path / "online"), online_k=32, batch_size=4,
+                                data=[str(small_rows_file)], out=str(tmp_path / "online"), online_k=online_k,
+                                batch_size=4,
                                 micro_batch_size=4, lr=3e-3, holdout=3, max_steps=6, checkpoint_every=0,
                                 divergence="jsd", beta=0.5, temperature=2.0, progress=False))
     assert summary["eval_after"]["kd"] < summary["eval_before"]["kd"]
