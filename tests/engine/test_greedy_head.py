@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from sealion.engine import CompletionRequest, SamplingParams
@@ -75,7 +76,7 @@ def test_uneven_row_norms_and_flat_scores():
 def test_engine_greedy_is_identical_with_and_without_the_screen(tiny_text_dir):
     prompts = ["Hello there, how are", "Ibu kota Indonesia adalah", "เมืองหลวงของประเทศไทยคือ", "x"]
     greedy = SamplingParams(max_new_tokens=10, temperature=0)
-    fast = LocalEngine(tiny_text_dir, max_batch_size=4)
+    fast = LocalEngine(tiny_text_dir, max_batch_size=4, fast_greedy="bf16")
     slow = LocalEngine(fast.loaded, max_batch_size=4, fast_greedy=False)
     a = fast.complete([CompletionRequest(p, greedy) for p in prompts])
     b = slow.complete([CompletionRequest(p, greedy) for p in prompts])
@@ -85,3 +86,88 @@ def test_engine_greedy_is_identical_with_and_without_the_screen(tiny_text_dir):
     calls = fast._screen.calls
     fast.complete([CompletionRequest("Hello", SamplingParams(max_new_tokens=4, temperature=1.0, seed=0))])
     assert fast._screen.calls == calls
+
+
+def _outlier_hidden(n: int, dim: int, seed: int) -> torch.Tensor:
+    """Hidden states like Gemma's final ones: mostly small, a few features in the hundreds."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, dim, generator=g) * 4
+    x[:, :3] *= 60
+    return x
+
+
+def test_int8_screen_bound_holds_against_fp32():
+    """The int8 screen's per-row bound covers the kernel's error against the fp32 product on random heads, with
+    outlier features, at batch 1 and 8 (the kernel takes other paths for other batch sizes)."""
+    from sealion.engine.greedy_head import Int8ScreenedHead
+
+    for seed, (vocab, hidden) in enumerate([(8192, 96), (4096, 640)]):
+        head = _head(vocab, hidden, False, seed=10 + seed)
+        screen = Int8ScreenedHead(head)
+        for batch in (1, 8):
+            x = _outlier_hidden(batch, hidden, seed=20 + seed)
+            y, eps = screen.bounds(x)
+            exact = torch.nn.functional.linear(x.double(), head.weight.double())
+            assert ((y.double() - exact).abs() <= eps.double()).all()
+
+
+def test_int8_screen_argmax_matches_fp32_with_near_ties():
+    from sealion.engine.greedy_head import Int8ScreenedHead
+
+    head = _head(8192, 96, False, seed=1)
+    hidden = _outlier_hidden(64, 96, seed=2)
+    with torch.no_grad():
+        exact = head(hidden)
+        for i in range(16):
+            win = int(exact[i].argmax())
+            twin = (win + 1 + i) % 8192
+            head.weight[twin] = head.weight[win] + 1e-4 * hidden[i] / hidden[i].norm() ** 2 * (1 if i % 2 else -1)
+        exact = head(hidden)
+    screen = Int8ScreenedHead(head)
+    assert torch.equal(screen.argmax(hidden), exact.argmax(-1)) and screen.calls == 1
+    assert screen._candidates(hidden).numel() < 8192 // 8
+    assert torch.equal(screen.argmax(hidden, softcap=30.0), (torch.tanh(exact / 30.0) * 30.0).argmax(-1))
+    # the int8 scores alone pick some near ties wrong: the rescoring is doing real work
+    assert not torch.equal(screen._scores(hidden).float().argmax(-1), exact.argmax(-1))
+
+
+def test_choose_screen():
+    from sealion.engine.greedy_head import Int8ScreenedHead, choose_screen
+
+    head = _head(4096, 64, False, seed=3)
+    assert choose_screen(head, False) is None
+    assert choose_screen(_head(64, 8, True, seed=0), "auto") is None  # a biased head is left alone
+    assert type(choose_screen(head, True)) is ScreenedHead and type(choose_screen(head, "bf16")) is ScreenedHead
+    assert type(choose_screen(head, "int8")) is Int8ScreenedHead
+    auto = choose_screen(head, "auto")
+    assert auto is None or type(auto) in (ScreenedHead, Int8ScreenedHead)
+
+
+def test_engine_greedy_is_identical_with_the_int8_screen(tiny_text_dir):
+    prompts = ["Hello there, how are", "Ibu kota Indonesia adalah", "เมืองหลวงของประเทศไทยคือ", "x"]
+    greedy = SamplingParams(max_new_tokens=10, temperature=0)
+    fast = LocalEngine(tiny_text_dir, max_batch_size=4, fast_greedy="int8")
+    slow = LocalEngine(fast.loaded, max_batch_size=4, fast_greedy=False)
+    a = fast.complete([CompletionRequest(p, greedy) for p in prompts])
+    b = slow.complete([CompletionRequest(p, greedy) for p in prompts])
+    assert [c.token_ids for c in a] == [c.token_ids for c in b]
+    assert type(fast._screen) .__name__ == "Int8ScreenedHead" and fast._screen.calls > 0
+
+
+@pytest.mark.demo
+def test_int8_screen_on_the_demo_model_is_exact_and_screens(demo_dir):
+    """On the real demo model's hidden states the int8 screen keeps few rows (it does real work) and the engine's
+    greedy tokens equal the plain fp32 head's, in several languages."""
+    prompts = ["Ibu kota Indonesia adalah", "Thủ đô của Việt Nam là", "The capital of Malaysia is",
+               "เมืองหลวงของประเทศไทยคือ"]
+    greedy = SamplingParams(max_new_tokens=16, temperature=0)
+    fast = LocalEngine(demo_dir, max_batch_size=4, fast_greedy="int8", prefix_cache_mb=0)
+    slow = LocalEngine(fast.loaded, max_batch_size=4, fast_greedy=False, prefix_cache_mb=0)
+    try:
+        a = fast.complete([CompletionRequest(p, greedy) for p in prompts])
+        b = slow.complete([CompletionRequest(p, greedy) for p in prompts])
+    finally:
+        fast.close()
+        slow.close()
+    assert [c.token_ids for c in a] == [c.token_ids for c in b]
+    assert type(fast._screen).__name__ == "Int8ScreenedHead" and fast._screen.calls >= 8

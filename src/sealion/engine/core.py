@@ -5,8 +5,8 @@ A model thread runs a step loop: take new requests from a thread-safe inbox, dro
 admit waiting requests into free rows (prefill: a shared prompt prefix once, the rest in length groups, see
 `prefill.py`; a prefix already computed for an earlier request comes from the prefix cache, `prefix_cache.py`),
 join their KV cache to the running batch (left padding), then decode every running row in one forward per token
-and retire finished rows at once. Greedy batches pick tokens through a bf16-screened LM head where this CPU makes
-that faster (`greedy_head.py`); KV layers grow in place (`kvcache.py`).
+and retire finished rows at once. Greedy batches pick tokens through a bf16- or int8-screened LM head where this CPU
+makes that faster (`greedy_head.py`); KV layers grow in place (`kvcache.py`).
 
 Greedy results equal a solo run: every row keeps its own position ids, padding is masked, and rotary embeddings are
 applied before keys are cached, so a row's attention never sees another row or the padding.
@@ -28,7 +28,7 @@ import torch
 
 from . import kvcache
 from .detok import TextTracker
-from .greedy_head import ScreenedHead, screen_pays_off
+from .greedy_head import ScreenedHead, choose_screen
 from .prefix_cache import cache_point
 from .prompting import TURN_END_ID
 from .prefill import (PrefillGroup, chunk_bounds, common_prefix_length, join_caches, joinable, plan_prefill,
@@ -111,8 +111,8 @@ class EngineCore:
     """The step loop over one model. `max_batch_size` rows decode together; `max_batch_tokens` bounds the padded
     prompt tokens of one admission's prefill; `logits_processors` (HF-style `(input_ids, scores) -> scores`) see
     every row's left-padded history. `prefill_chunk` fixes the tokens per row of one prefill call (None: split only
-prompts whose attention scores would pass `prefill.PREFILL_SCORE_BUDGET`). `fast_greedy`: "auto" (the bf16 screen where this CPU runs bf16 faster, decided
-    once by CPU flags or a quick timing), True (always, where it applies) or False. `prefix_cache` is a
+prompts whose attention scores would pass `prefill.PREFILL_SCORE_BUDGET`). `fast_greedy`: "auto" (the fastest screen, bf16 or int8, where it beats the plain
+    head; decided once by a quick timing), "bf16" / "int8" / True (= "bf16") to force one, or False. `prefix_cache` is a
     `PrefixCache` (or None) shared by every request."""
 
     def __init__(self, model, tokenizer, *, max_batch_size: int = 16, max_batch_tokens: int = 16384,
@@ -637,10 +637,7 @@ prompts whose attention scores would pass `prefill.PREFILL_SCORE_BUDGET`). `fast
             return None
         if not self._screen_decided:
             self._screen_decided = True
-            head = self.model.get_output_embeddings()
-            if self.fast_greedy and ScreenedHead.applies_to(head) and (
-                    self.fast_greedy is True or screen_pays_off(head)):
-                self.screen = ScreenedHead(head)
+            self.screen = choose_screen(self.model.get_output_embeddings(), self.fast_greedy)
         screen = self.screen
         if screen is not None and screen.misses >= MAX_SCREEN_MISSES:
             screen.misses = 0

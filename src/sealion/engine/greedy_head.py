@@ -15,6 +15,11 @@ The engine calls the decoder for hidden states and asks this head for token ids,
 tensor is written at all. The result is the argmax of the fp32 logits (up to fp32 rounding differences in the
 order of the sum, which a full fp32 matmul at another batch size has too). It is used only when every row in the
 batch is greedy and no logits processor looks at the scores.
+
+`Int8ScreenedHead` does the same with an int8 copy of the head and a per-row bound: half the bf16 screen's bytes,
+which is what a decode step on a small quantised model is made of (the fp32 head of the 270M demo model is 63% of
+its weights). `choose_screen` times the plain head and both screens once and keeps the fastest (or none): CPUs
+differ in which of bf16 and int8 kernels they run well.
 """
 
 from __future__ import annotations
@@ -97,49 +102,86 @@ class ScreenedHead:
         return torch.tanh(logits / softcap) * softcap  # the same operations as the model's own final soft-cap
 
 
-BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")  # x86 flags for native bf16 matmuls (oneDNN uses them)
-SCREEN_MIN_SPEEDUP = 1.25  # the bf16 product must beat fp32 by this much before the screen is used
+class Int8ScreenedHead(ScreenedHead):
+    """The same screen with an int8 copy of the head (one scale per row) scored by PyTorch's weight-only int8
+    kernel: a quarter of the fp32 head's bytes, half the bf16 screen's. The bound is per row and rigorous for a
+    kernel that rounds the activations to bf16, accumulates in fp32 and rounds its output to bf16:
+
+    y_j - e_j = x.(w~_j - w_j) + (x~ - x).w~_j + accumulation + output rounding, where w~_j = codes_j * bf16(s_j)
+    is the row the kernel multiplies and x~ = bf16(x); Cauchy-Schwarz with the residual norms D_j = ||w~_j - w_j||
+    (exact, computed once in float64) and Q_j = ||w~_j|| gives
+    |y_j - e_j| <= ||x|| D_j + (||x~ - x|| + 2^-10 ||x~||) Q_j + 2^-7 |y_j|  (times 1.01 for the float32 sums).
+    Rows whose interval [y_j - eps_j, y_j + eps_j] reaches the highest lower end are rescored in fp32."""
+
+    def __init__(self, head: torch.nn.Linear):
+        from ..quant.modules import quantize_int8_rows
+
+        weight = head.weight.detach()
+        self.head, self.weight = head, weight
+        codes, scales = quantize_int8_rows(weight)
+        self.codes = codes
+        self.scales_bf16 = scales.to(torch.bfloat16)
+        used = codes.float() * self.scales_bf16.float()[:, None]
+        # rounded up a little so float32 storage cannot make the bound smaller than the float64 value
+        self.residual_norms = ((used.double() - weight.double()).norm(dim=1) * (1 + 2.0**-20)).float()
+        self.row_norms = used.norm(dim=1) * (1 + 2.0**-20)
+        del used
+        self.calls = 0
+        self.misses = 0
+
+    def _scores(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.ops.aten._weight_int8pack_mm(x.to(torch.bfloat16), self.codes, self.scales_bf16)
+
+    def bounds(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(scores y [B, V], eps [B, V]) with |y - x @ W^T| <= eps elementwise."""
+        y = self._scores(x).float()
+        xb = x.to(torch.bfloat16).float()
+        n_x = x.norm(dim=1, keepdim=True)
+        n_round = (xb - x).norm(dim=1, keepdim=True) + 2.0**-10 * xb.norm(dim=1, keepdim=True)
+        eps = y.abs().mul_(2.0**-7).add_(n_x * self.residual_norms).add_(n_round * self.row_norms).mul_(1.01)
+        return y, eps
+
+    def _candidates(self, x: torch.Tensor) -> torch.Tensor | None:
+        y, eps = self.bounds(x)
+        floor = (y - eps).amax(dim=1, keepdim=True)
+        candidates = ((y + eps) >= floor).any(dim=0).nonzero().squeeze(1)
+        return None if candidates.numel() > MAX_CANDIDATE_FRACTION * self.weight.shape[0] else candidates
 
 
-def cpu_flags() -> set[str]:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith(("flags", "Features")):
-                    return set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return set()
+SCREEN_MIN_SPEEDUP = 1.25  # a screen's scoring product must beat the fp32 head by this much to be used
 
 
-def bf16_speedup(head: torch.nn.Linear, batch: int = 4, repeats: int = 3) -> float:
-    """fp32 time / bf16 time of the head's product for `batch` rows (best of a few runs; ~50 ms on a 262k head)."""
+SCREENS = {"bf16": ScreenedHead, "int8": Int8ScreenedHead}
+
+
+def _best_time(fn, repeats: int = 3) -> float:
     import time
 
-    weight = head.weight.detach()
-    w16 = weight.to(torch.bfloat16)
-    x = torch.randn(batch, weight.shape[1])
-    x16 = x.to(torch.bfloat16)
+    fn()  # warm: first calls pick kernels
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return min(times)
 
-    def best(fn) -> float:
-        fn()  # warm: first calls pick kernels
-        times = []
-        for _ in range(repeats):
-            t = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - t)
-        return min(times)
 
+def choose_screen(head: torch.nn.Linear, kind: str | bool = "auto", batch: int = 1) -> ScreenedHead | None:
+    """The screen for this head on this CPU: `kind` "bf16" or "int8" (or True, the bf16 one) builds that one;
+    "auto" times the plain fp32 product and each screen's scoring product for `batch` rows and keeps the fastest
+    screen when it beats fp32 by SCREEN_MIN_SPEEDUP, else None (never slower than the plain head). A few hundred
+    ms once per engine at Gemma's 262k vocabulary."""
+    if not kind or not ScreenedHead.applies_to(head):
+        return None
+    if kind is True or kind in SCREENS:
+        return SCREENS["bf16" if kind is True else kind](head)
+    x = torch.randn(batch, head.weight.shape[1])
     with torch.inference_mode():
-        fp32 = best(lambda: torch.nn.functional.linear(x, weight))
-        bf16 = best(lambda: torch.mm(x16, w16.t()))
-    return fp32 / max(bf16, 1e-9)
-
-
-def screen_pays_off(head: torch.nn.Linear, flags: set[str] | None = None, speedup=bf16_speedup) -> bool:
-    """Whether this CPU runs the screen's bf16 product faster than the plain fp32 head: yes with native bf16
-    (AVX-512 BF16, AMX); otherwise (AVX2-only machines emulate bf16) only if a quick timing says so."""
-    flags = cpu_flags() if flags is None else flags
-    if any(f in flags for f in BF16_CPU_FLAGS):
-        return True
-    return speedup(head) >= SCREEN_MIN_SPEEDUP
+        plain = _best_time(lambda: torch.nn.functional.linear(x, head.weight))
+        best, best_time = None, plain / SCREEN_MIN_SPEEDUP
+        for cls in SCREENS.values():
+            screen = cls(head)
+            t = _best_time(lambda: screen._scores(x))
+            if t < best_time:
+                best, best_time = screen, t
+    return best
