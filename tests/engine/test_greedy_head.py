@@ -140,7 +140,11 @@ def test_choose_screen():
     assert type(choose_screen(head, True)) is ScreenedHead and type(choose_screen(head, "bf16")) is ScreenedHead
     assert type(choose_screen(head, "int8")) is Int8ScreenedHead
     auto = choose_screen(head, "auto")
-    assert auto is None or type(auto) in (ScreenedHead, Int8ScreenedHead)
+    for batch in (1, 3, 8):
+        assert auto.screen_for(batch) is None or type(auto.screen_for(batch)) in (ScreenedHead, Int8ScreenedHead)
+        x = _outlier_hidden(batch, 64, seed=30 + batch)
+        assert torch.equal(auto.argmax(x), head(x).argmax(-1))
+    assert sorted(auto._choice) == [1, 4, 8]  # timed once per power-of-two batch size
 
 
 def test_engine_greedy_is_identical_with_the_int8_screen(tiny_text_dir):

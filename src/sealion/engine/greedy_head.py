@@ -18,8 +18,8 @@ batch is greedy and no logits processor looks at the scores.
 
 `Int8ScreenedHead` does the same with an int8 copy of the head and a per-row bound: half the bf16 screen's bytes,
 which is what a decode step on a small quantised model is made of (the fp32 head of the 270M demo model is 63% of
-its weights). `choose_screen` times the plain head and both screens once and keeps the fastest (or none): CPUs
-differ in which of bf16 and int8 kernels they run well.
+its weights). `AdaptiveScreen` times the plain head and both screens once per batch size and keeps the fastest (or none):
+the int8 kernel wins at batch 1, bf16 GEMM at larger batches, and CPUs differ in which kernels they run well.
 """
 
 from __future__ import annotations
@@ -166,22 +166,61 @@ def _best_time(fn, repeats: int = 3) -> float:
     return min(times)
 
 
-def choose_screen(head: torch.nn.Linear, kind: str | bool = "auto", batch: int = 1) -> ScreenedHead | None:
-    """The screen for this head on this CPU: `kind` "bf16" or "int8" (or True, the bf16 one) builds that one;
-    "auto" times the plain fp32 product and each screen's scoring product for `batch` rows and keeps the fastest
-    screen when it beats fp32 by SCREEN_MIN_SPEEDUP, else None (never slower than the plain head). A few hundred
-    ms once per engine at Gemma's 262k vocabulary."""
+class AdaptiveScreen:
+    """Per batch size, the fastest of the plain fp32 head and the two screens: the int8 kernel is a matrix-vector
+    product per row (fastest at batch 1, several times slower than oneDNN's bf16 GEMM at batch 16), so the choice is
+    timed once per power-of-two batch size on first use (a screen only when it beats fp32 by SCREEN_MIN_SPEEDUP)
+    and kept. `calls` / `misses` count like a single screen's, for the engine's give-up rule."""
+
+    def __init__(self, head: torch.nn.Linear):
+        self.head = head
+        self.weight = head.weight.detach()
+        self._screens: dict[str, ScreenedHead] = {}
+        self._choice: dict[int, str | None] = {}
+        self.calls = 0
+        self.misses = 0
+
+    def _screen(self, kind: str) -> ScreenedHead:
+        if kind not in self._screens:
+            self._screens[kind] = SCREENS[kind](self.head)
+        return self._screens[kind]
+
+    def screen_for(self, batch: int) -> ScreenedHead | None:
+        bucket = 1 << max(0, batch - 1).bit_length()
+        if bucket not in self._choice:
+            x = torch.randn(bucket, self.weight.shape[1])
+            # no_grad, not inference_mode: the screens and their output buffers are made here and used later
+            with torch.no_grad():
+                best, best_time = None, _best_time(lambda: torch.nn.functional.linear(x, self.weight))
+                best_time /= SCREEN_MIN_SPEEDUP
+                for kind in SCREENS:
+                    screen = self._screen(kind)
+                    t = _best_time(lambda: screen._scores(x))
+                    if t < best_time:
+                        best, best_time = kind, t
+            self._choice[bucket] = best
+        kind = self._choice[bucket]
+        return None if kind is None else self._screens[kind]
+
+    def argmax(self, hidden: torch.Tensor, softcap: float | None = None) -> torch.Tensor:
+        screen = self.screen_for(hidden.shape[0])
+        if screen is None:  # the plain head is fastest at this batch size: not a miss
+            return ScreenedHead._capped(torch.nn.functional.linear(hidden.float(), self.weight), softcap).argmax(-1)
+        before = screen.calls
+        out = screen.argmax(hidden, softcap)
+        if screen.calls > before:
+            self.calls, self.misses = self.calls + 1, 0
+        else:
+            self.misses += 1
+        return out
+
+
+def choose_screen(head: torch.nn.Linear, kind: str | bool = "auto") -> ScreenedHead | AdaptiveScreen | None:
+    """The greedy screen for this head: `kind` "bf16" or "int8" (True = "bf16") builds that one; "auto" an
+    `AdaptiveScreen`, which picks per batch size by timing on this CPU (never slower than the plain head); False,
+    or a head a screen cannot serve, None."""
     if not kind or not ScreenedHead.applies_to(head):
         return None
     if kind is True or kind in SCREENS:
         return SCREENS["bf16" if kind is True else kind](head)
-    x = torch.randn(batch, head.weight.shape[1])
-    with torch.inference_mode():
-        plain = _best_time(lambda: torch.nn.functional.linear(x, head.weight))
-        best, best_time = None, plain / SCREEN_MIN_SPEEDUP
-        for cls in SCREENS.values():
-            screen = cls(head)
-            t = _best_time(lambda: screen._scores(x))
-            if t < best_time:
-                best, best_time = screen, t
-    return best
+    return AdaptiveScreen(head)
