@@ -20,21 +20,27 @@ def _head(vocab: int, hidden: int, bias: bool, seed: int) -> torch.nn.Linear:
     return head
 
 
+def _add_near_ties(head: torch.nn.Linear, hidden: torch.Tensor) -> torch.Tensor:
+    """Near ties: hidden rows 0..15 get a second vocabulary row that is their winner's twin, 1e-4 apart in the
+    logit; returns the exact logits after the change."""
+    vocab = head.weight.shape[0]
+    with torch.no_grad():
+        exact = head(hidden)
+        for i in range(16):
+            win = int(exact[i].argmax())
+            twin = (win + 1 + i) % vocab
+            head.weight[twin] = head.weight[win] + 1e-4 * hidden[i] / hidden[i].norm() ** 2 * (1 if i % 2 else -1)
+            if head.bias is not None:
+                head.bias[twin] = head.bias[win]
+        return head(hidden)
+
+
 def test_argmax_matches_fp32_on_random_and_near_tied_rows():
     for bias in (False,):
         head = _head(8192, 96, bias, seed=1)
         g = torch.Generator().manual_seed(2)
         hidden = torch.randn(64, 96, generator=g) * 8
-        # near ties: rows 0..15 get a second vocabulary row that is the winner's twin, 1e-4 apart in the logit
-        with torch.no_grad():
-            exact = head(hidden)
-            for i in range(16):
-                win = int(exact[i].argmax())
-                twin = (win + 1 + i) % 8192
-                head.weight[twin] = head.weight[win] + 1e-4 * hidden[i] / hidden[i].norm() ** 2 * (1 if i % 2 else -1)
-                if bias:
-                    head.bias[twin] = head.bias[win]
-            exact = head(hidden)
+        exact = _add_near_ties(head, hidden)
         screen = ScreenedHead(head)
         assert torch.equal(screen.argmax(hidden), exact.argmax(-1))
         assert screen.calls == 1
@@ -73,20 +79,21 @@ def test_uneven_row_norms_and_flat_scores():
     assert screen.misses == 0 and screen.calls == 2
 
 
-def test_engine_greedy_is_identical_with_and_without_the_screen(tiny_text_dir):
+@pytest.mark.parametrize("kind", ["bf16", "int8"])
+def test_engine_greedy_is_identical_with_and_without_the_screen(tiny_text_dir, kind):
     prompts = ["Hello there, how are", "Ibu kota Indonesia adalah", "เมืองหลวงของประเทศไทยคือ", "x"]
     greedy = SamplingParams(max_new_tokens=10, temperature=0)
-    fast = LocalEngine(tiny_text_dir, max_batch_size=4, fast_greedy="bf16")
+    fast = LocalEngine(tiny_text_dir, max_batch_size=4, fast_greedy=kind)
     slow = LocalEngine(fast.loaded, max_batch_size=4, fast_greedy=False)
     a = fast.complete([CompletionRequest(p, greedy) for p in prompts])
     b = slow.complete([CompletionRequest(p, greedy) for p in prompts])
     assert [c.token_ids for c in a] == [c.token_ids for c in b]
-    assert fast._screen is not None and fast._screen.calls >= 10 and slow._screen is None
+    assert type(fast._screen).__name__ == {"bf16": "ScreenedHead", "int8": "Int8ScreenedHead"}[kind]
+    assert fast._screen.calls >= 10 and slow._screen is None
     # sampled rows never take the screened path (the scores must be real logits there)
     calls = fast._screen.calls
     fast.complete([CompletionRequest("Hello", SamplingParams(max_new_tokens=4, temperature=1.0, seed=0))])
     assert fast._screen.calls == calls
-
 
 def _outlier_hidden(n: int, dim: int, seed: int) -> torch.Tensor:
     """Hidden states like Gemma's final ones: mostly small, a few features in the hundreds."""
@@ -116,13 +123,7 @@ def test_int8_screen_argmax_matches_fp32_with_near_ties():
 
     head = _head(8192, 96, False, seed=1)
     hidden = _outlier_hidden(64, 96, seed=2)
-    with torch.no_grad():
-        exact = head(hidden)
-        for i in range(16):
-            win = int(exact[i].argmax())
-            twin = (win + 1 + i) % 8192
-            head.weight[twin] = head.weight[win] + 1e-4 * hidden[i] / hidden[i].norm() ** 2 * (1 if i % 2 else -1)
-        exact = head(hidden)
+    exact = _add_near_ties(head, hidden)
     screen = Int8ScreenedHead(head)
     assert torch.equal(screen.argmax(hidden), exact.argmax(-1)) and screen.calls == 1
     assert screen._candidates(hidden).numel() < 8192 // 8
@@ -145,17 +146,6 @@ def test_choose_screen():
         x = _outlier_hidden(batch, 64, seed=30 + batch)
         assert torch.equal(auto.argmax(x), head(x).argmax(-1))
     assert sorted(auto._choice) == [1, 4, 8]  # timed once per power-of-two batch size
-
-
-def test_engine_greedy_is_identical_with_the_int8_screen(tiny_text_dir):
-    prompts = ["Hello there, how are", "Ibu kota Indonesia adalah", "เมืองหลวงของประเทศไทยคือ", "x"]
-    greedy = SamplingParams(max_new_tokens=10, temperature=0)
-    fast = LocalEngine(tiny_text_dir, max_batch_size=4, fast_greedy="int8")
-    slow = LocalEngine(fast.loaded, max_batch_size=4, fast_greedy=False)
-    a = fast.complete([CompletionRequest(p, greedy) for p in prompts])
-    b = slow.complete([CompletionRequest(p, greedy) for p in prompts])
-    assert [c.token_ids for c in a] == [c.token_ids for c in b]
-    assert type(fast._screen) .__name__ == "Int8ScreenedHead" and fast._screen.calls > 0
 
 
 @pytest.mark.demo

@@ -111,9 +111,10 @@ class EngineCore:
     """The step loop over one model. `max_batch_size` rows decode together; `max_batch_tokens` bounds the padded
     prompt tokens of one admission's prefill; `logits_processors` (HF-style `(input_ids, scores) -> scores`) see
     every row's left-padded history. `prefill_chunk` fixes the tokens per row of one prefill call (None: split only
-prompts whose attention scores would pass `prefill.PREFILL_SCORE_BUDGET`). `fast_greedy`: "auto" (per batch size the fastest of the plain head and the bf16
-    and int8 screens, timed once per power-of-two batch size), "bf16" / "int8" / True (= "bf16") to force one, or False. `prefix_cache` is a
-    `PrefixCache` (or None) shared by every request."""
+    prompts whose attention scores would pass `prefill.PREFILL_SCORE_BUDGET`). `fast_greedy`: "auto" (per batch size
+    the fastest of the plain head and the bf16 and int8 screens, timed once per power-of-two batch size), "bf16" /
+    "int8" / True (= "bf16") to force one, or False. `prefix_cache` is a `PrefixCache` (or None) shared by every
+    request."""
 
     def __init__(self, model, tokenizer, *, max_batch_size: int = 16, max_batch_tokens: int = 16384,
                  logits_processors=(), share_prefix: bool = True, fast_greedy="auto", group_prefill: bool = True,

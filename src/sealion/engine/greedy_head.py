@@ -18,8 +18,9 @@ batch is greedy and no logits processor looks at the scores.
 
 `Int8ScreenedHead` does the same with an int8 copy of the head and a per-row bound: half the bf16 screen's bytes,
 which is what a decode step on a small quantised model is made of (the fp32 head of the 270M demo model is 63% of
-its weights). `AdaptiveScreen` times the plain head and both screens once per batch size and keeps the fastest (or none):
-the int8 kernel wins at batch 1, bf16 GEMM at larger batches, and CPUs differ in which kernels they run well.
+its weights). `AdaptiveScreen` times the plain head and both screens once per batch size and keeps the fastest
+(or none): the int8 kernel wins at batch 1, bf16 GEMM at larger batches, and CPUs differ in which kernels they run
+well.
 """
 
 from __future__ import annotations
@@ -34,17 +35,14 @@ class ScreenedHead:
     """A bf16 screen for one bias-free `torch.nn.Linear` LM head (weights as they are at construction)."""
 
     def __init__(self, head: torch.nn.Linear):
-        weight = head.weight.detach()
-        self.head = head
-        self.weight = weight
+        self._init_common(head)
+        weight = self.weight
         self.weight_bf16 = weight.to(torch.bfloat16)
         self.row_norms = weight.float().norm(dim=1)
         self.max_row_norm = float(self.row_norms.max())
         # the per-row bound only helps when a few rows are much longer than the rest
         self.uneven = self.max_row_norm > 1.5 * float(self.row_norms.median())
         self._buffers: dict[int, torch.Tensor] = {}
-        self.calls = 0  # forwards that took the screened path (tests and benchmarks read it)
-        self.misses = 0  # consecutive forwards that fell back to the fp32 head (a flat distribution)
 
     @staticmethod
     def applies_to(head: object) -> bool:
@@ -89,11 +87,21 @@ class ScreenedHead:
         candidates = self._candidates(x)
         if candidates is None:
             self.misses += 1  # a flat distribution: nothing to save, the plain fp32 head answers
-            return self._capped(torch.nn.functional.linear(x, self.weight), softcap).argmax(-1)
+            return self.plain_argmax(x, softcap)
         self.calls += 1
         self.misses = 0
         scores = self._capped(torch.nn.functional.linear(x, self.weight.index_select(0, candidates)), softcap)
         return candidates[scores.argmax(-1)]  # candidates ascend, so ties go to the lowest id as in a full argmax
+
+    def plain_argmax(self, hidden: torch.Tensor, softcap: float | None = None) -> torch.Tensor:
+        """The unscreened answer: the full fp32 product, capped, argmaxed."""
+        return self._capped(torch.nn.functional.linear(hidden.float(), self.weight), softcap).argmax(-1)
+
+    def _init_common(self, head: torch.nn.Linear) -> None:
+        self.head = head
+        self.weight = head.weight.detach()
+        self.calls = 0  # forwards that took the screened path (tests and benchmarks read it)
+        self.misses = 0  # consecutive forwards that fell back to the fp32 head (a flat distribution)
 
     @staticmethod
     def _capped(logits: torch.Tensor, softcap: float | None) -> torch.Tensor:
@@ -116,8 +124,8 @@ class Int8ScreenedHead(ScreenedHead):
     def __init__(self, head: torch.nn.Linear):
         from ..quant.modules import quantize_int8_rows
 
-        weight = head.weight.detach()
-        self.head, self.weight = head, weight
+        self._init_common(head)
+        weight = self.weight
         codes, scales = quantize_int8_rows(weight)
         self.codes = codes
         self.scales_bf16 = scales.to(torch.bfloat16)
@@ -126,8 +134,6 @@ class Int8ScreenedHead(ScreenedHead):
         self.residual_norms = ((used.double() - weight.double()).norm(dim=1) * (1 + 2.0**-20)).float()
         self.row_norms = used.norm(dim=1) * (1 + 2.0**-20)
         del used
-        self.calls = 0
-        self.misses = 0
 
     def _scores(self, x: torch.Tensor) -> torch.Tensor:
         return torch.ops.aten._weight_int8pack_mm(x.to(torch.bfloat16), self.codes, self.scales_bf16)
@@ -166,19 +172,16 @@ def _best_time(fn, repeats: int = 3) -> float:
     return min(times)
 
 
-class AdaptiveScreen:
+class AdaptiveScreen(ScreenedHead):
     """Per batch size, the fastest of the plain fp32 head and the two screens: the int8 kernel is a matrix-vector
     product per row (fastest at batch 1, several times slower than oneDNN's bf16 GEMM at batch 16), so the choice is
     timed once per power-of-two batch size on first use (a screen only when it beats fp32 by SCREEN_MIN_SPEEDUP)
     and kept. `calls` / `misses` count like a single screen's, for the engine's give-up rule."""
 
     def __init__(self, head: torch.nn.Linear):
-        self.head = head
-        self.weight = head.weight.detach()
+        self._init_common(head)
         self._screens: dict[str, ScreenedHead] = {}
         self._choice: dict[int, str | None] = {}
-        self.calls = 0
-        self.misses = 0
 
     def _screen(self, kind: str) -> ScreenedHead:
         if kind not in self._screens:
@@ -199,13 +202,16 @@ class AdaptiveScreen:
                     if t < best_time:
                         best, best_time = kind, t
             self._choice[bucket] = best
+            # a copy no batch size uses is memory for nothing (~half the fp32 head for bf16): made again if needed
+            for kind in set(self._screens) - set(self._choice.values()):
+                del self._screens[kind]
         kind = self._choice[bucket]
         return None if kind is None else self._screens[kind]
 
     def argmax(self, hidden: torch.Tensor, softcap: float | None = None) -> torch.Tensor:
         screen = self.screen_for(hidden.shape[0])
         if screen is None:  # the plain head is fastest at this batch size: not a miss
-            return ScreenedHead._capped(torch.nn.functional.linear(hidden.float(), self.weight), softcap).argmax(-1)
+            return self.plain_argmax(hidden, softcap)
         before = screen.calls
         out = screen.argmax(hidden, softcap)
         if screen.calls > before:

@@ -33,8 +33,9 @@ class LocalEngine(Engine):
     `(input_ids, scores) -> scores`) before sampling, e.g. to constrain or script output. `share_prefix`: prompts
     admitted together that start alike compute that prefix once. `fast_greedy`: "auto" uses a screened LM head
     for all-greedy batches (per batch size bf16 or int8, whichever this CPU runs fastest, and only if faster than
-    the plain head: `greedy_head.py`); "bf16" / "int8" (True = "bf16") force that screen where it applies, False never. `group_prefill`: prompts are prefilled in length groups rather than all padded to the
-    longest (`prefill.py`). `prefix_cache_mb`: the budget of the automatic prefix cache across requests (0: off).
+    the plain head: `greedy_head.py`); "bf16" / "int8" (True = "bf16") force that screen where it applies, False
+    never. `group_prefill`: prompts are prefilled in length groups rather than all padded to the longest
+    (`prefill.py`). `prefix_cache_mb`: the budget of the automatic prefix cache across requests (0: off).
     `max_model_len`: a context window below the model's (prompt + generated never exceed it).
     """
 
