@@ -48,6 +48,11 @@ KIND_BY_METRIC_CLASS = {
     "IFEvalMetric": "ifeval",
     "CriteriaJudgeMetric": "mtbench-criteria",  # kalahi-judge
     "LindseaJudgeMetric": "mtbench-criteria",  # syntax-criteria
+    "CountdownMetric": "longproc-countdown",  # LongProc (tasks/longproc.py)
+    "PathTraversalMetric": "longproc-path-traversal",
+    "ToMTrackingMetric": "longproc-tom-tracking",
+    "HtmlToTsvMetric": "longproc-html-to-tsv",
+    "TravelPlanningMetric": "longproc-travel-planning",
 }
 
 _INTERP = re.compile(r"\$\{([^}]+)\}")

@@ -94,7 +94,8 @@ SEA_LANGUAGES = ("id", "vi", "th", "ta", "tl", "ms", "my")
 
 # Sub-packages of sealion.evaluate whose kinds/specs join the registry when importable.
 PLUGIN_PACKAGES = ("sealion.evaluate.tasks.kinds", "sealion.evaluate.tasks.longcontext",
-                   "sealion.evaluate.tasks.logprobs", "sealion.evaluate.ifeval", "sealion.evaluate.mtbench")
+                   "sealion.evaluate.tasks.longproc", "sealion.evaluate.tasks.logprobs", "sealion.evaluate.ifeval",
+                   "sealion.evaluate.mtbench")
 
 _EVALUATE_DIR = Path(__file__).resolve().parent.parent
 
