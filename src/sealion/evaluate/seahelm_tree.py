@@ -158,7 +158,7 @@ class SeahelmTree:
         plan: dict[str, list[str]] = {}
 
         def add(lang: str, entry: str) -> None:
-            key = entry if entry in self.tasks else by_sealion.get(entry)
+            key = entry if entry in self.tasks else by_sealion.get(entry) or self._variant_key(entry)
             keys = [key] if key else self.group_members(entry, lang)
             for k in keys:
                 if lang in self.tasks[k]["languages"] and k not in plan.setdefault(lang, []):
@@ -173,10 +173,14 @@ class SeahelmTree:
                 for lang, entries in task_sets()[name].items():
                     for e in entries:
                         add(lang, e)
-            elif name in self.tasks or name in by_sealion:
-                key = name if name in self.tasks else by_sealion[name]
+            elif name in self.tasks or name in by_sealion or self._variant_key(name):
+                key = name if name in self.tasks else by_sealion.get(name) or self._variant_key(name)
                 for lang in self.tasks[key]["languages"]:
                     add(lang, key)
+            elif any(c.get("aggregation_group") == name for c in self.tasks.values()):  # e.g. `longproc`
+                for lang in sorted({lang for c in self.tasks.values() if c.get("aggregation_group") == name
+                                    for lang in c["languages"]}):
+                    add(lang, name)
             else:
                 raise ConfigError(f"--tasks: {name!r} is neither a task set nor a task of the SEA-HELM tree "
                                   f"{self.tasks_dir} (sets: {', '.join(self.sets)})")
@@ -185,6 +189,21 @@ class SeahelmTree:
             if not plan:
                 raise ConfigError(f"--languages: none of {languages} has tasks in {names} in {self.tasks_dir}")
         return {lang: keys for lang, keys in plan.items() if keys}
+
+    def _variant_key(self, name: str) -> str | None:
+        """A sealion LongProc name with its length (`countdown@2k`) -> the tree's key (`countdown_2k`)."""
+        from .tasks import _parse_size
+        from .tasks.longproc import length_token
+
+        base, sep, value = name.partition("@")
+        spec = all_specs().get(base)
+        if not sep or spec is None or "longproc" not in spec.options:
+            return None
+        try:
+            key = f"{spec.options['longproc']}_{length_token(_parse_size(value))}"
+        except ValueError:
+            return None
+        return key if key in self.tasks else None
 
     def skipped_for_base(self, key: str) -> bool:
         return key in set(self.constants.get("base_models_skip_tasks") or [])
