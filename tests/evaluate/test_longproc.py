@@ -38,7 +38,8 @@ def _first_rows(longproc_dir, task, token, n=2):
 def _expected_prompt(block, row):
     """SEA-HELM's dataloader: preamble formatted with answer_tag, a blank line, the task template over prompts[0]."""
     t = block["languages"]["en"]["prompt_template"]
-    return (t["preamble"].format(answer_tag=t["answer_tag"]) + "\n\n" + t["task_template"].format(**row["prompts"][0])).strip()
+    body = t["task_template"].format(**row["prompts"][0])
+    return (t["preamble"].format(answer_tag=t["answer_tag"]) + "\n\n" + body).strip()
 
 
 # --------------------------------------------------------------------------------------------------- prompts
@@ -275,6 +276,12 @@ def test_hub_only_rows_from_data_and_bad_lines(tree_dir, longproc_dir, tmp_path)
     assert seahelm_tree.contents(spec, "en", items[0])[-1] == _expected_prompt(
         _block(longproc_dir, "html_to_tsv", "0p5k"), HTML_ROW)
     assert "{Your TSV output}" in seahelm_tree.contents(spec, "en", items[0])[-1]
+    # sealion's name: the tree's config under --data, the rows from another --data root
+    ours = get_spec("html-to-tsv@0.5k")
+    okind = get_kind(ours.kind)
+    oitems = okind.make_items(ours, "en", okind.load_rows(ours, "en", DataSource.parse(f"{tree_dir},{tmp_path}")))
+    assert okind.user_turns(ours, "en", oitems[0])[0] == seahelm_tree.contents(spec, "en", items[0])[-1]
+    assert okind.max_tokens(ours, "en") == 1024
     f.write_text(json.dumps(HTML_ROW) + "\n{not json\n", encoding="utf-8")
     with pytest.raises(DataError, match=rf"^{f}:2: invalid JSON"):
         kind.load_rows(spec, "en", DataSource.parse(str(tmp_path)))
@@ -295,7 +302,8 @@ def test_end_to_end_on_the_tiny_model(tiny_text_dir, tree_dir, longproc_dir, tmp
                               seahelm=str(tree_dir), runs=1, limit=2, max_tokens=4, out=str(tmp_path / "r"),
                               progress=False))
     entry = res["results"]["en"]["long-context"]["path_traversal_0p5k"]
-    assert entry["n_items"] == 2 and entry["metric"] == "normalized_accuracy" and entry["kind"] == "longproc-path-traversal"
+    assert entry["n_items"] == 2 and entry["metric"] == "normalized_accuracy"
+    assert entry["kind"] == "longproc-path-traversal" and entry["group"] == "longproc"
     assert set(entry["metrics"]) >= {"normalized_accuracy", "partial_accuracy", "extraction_rate", "valid_route"}
     assert any(n.startswith("en/html_to_tsv_0p5k: skipped") and "--data" in n for n in res["notes"])
     rows = [json.loads(x) for x in (tmp_path / "r/runs/run_0/en/path_traversal_0p5k.jsonl").read_text().splitlines()]

@@ -101,6 +101,8 @@ def read_rows(path: Path, fields: list[str], check_label) -> list[dict]:
                 if not isinstance(raw, dict):
                     raise DataError("a row must be a JSON object")
                 row = normalize_row(raw, len(rows))
+                if not row["prompts"]:
+                    raise DataError("prompts is empty")
                 missing = [k for k in fields if k not in row["prompts"][0]]
                 if missing:
                     raise DataError(f"prompts[0] has no {', '.join(missing)} (the prompt template needs them)")
