@@ -311,3 +311,15 @@ def test_end_to_end_on_the_tiny_model(tiny_text_dir, tree_dir, longproc_dir, tmp
             for r in _first_rows(longproc_dir, "path_traversal", "0p5k")]
     assert [r["prompt"][0][0]["content"] for r in rows] == want
     assert all(isinstance(r["score"], float) for r in rows)
+
+
+def test_end_to_end_with_sealion_names(tiny_text_dir, tree_dir, longproc_dir, tmp_path):
+    """Without --seahelm: sealion's name, the tree under --data; the same prompt goes to the model."""
+    res = run_eval(EvalConfig(model=str(tiny_text_dir), tasks=["tom-tracking@0.5k"], data=str(tree_dir), runs=1,
+                              limit=2, max_tokens=4, out=str(tmp_path / "r"), progress=False))
+    entry = res["results"]["en"]["long-context"]["tom-tracking@0.5k"]
+    assert entry["n_items"] == 2 and set(entry["metrics"]) >= {"normalized_accuracy", "partial_accuracy"}
+    rows = [json.loads(x) for x in (tmp_path / "r/runs/run_0/en/tom-tracking@0.5k.jsonl").read_text().splitlines()]
+    want = [_expected_prompt(_block(longproc_dir, "tom_tracking", "0p5k"), r)
+            for r in _first_rows(longproc_dir, "tom_tracking", "0p5k")]
+    assert [r["prompt"][0][0]["content"] for r in rows] == want
