@@ -167,7 +167,7 @@ def test_bad_rows_are_one_line_errors_naming_file_and_row(tmp_path, tiny_mm_dir)
         load_vision_rows("cvqa", task="cvqa", lang="id", hub="afaji/cvqa", source=DataSource.parse(str(root)),
                          limit=None)
     msg = str(e.value)
-    assert "\n" not in msg and str(f) in msg and "row 1" in msg and "'image'" in msg and "decoded" in msg
+    assert "\n" not in msg and str(f) in msg and "row 2" in msg and "'image'" in msg and "decoded" in msg
     x = root / "vision/xm3600/id.jsonl"
     x.parent.mkdir(parents=True)
     x.write_text(json.dumps({"image_id": "a", "captions": ["c"], "image": "x.png"}) + "\n"

@@ -33,8 +33,8 @@ from ...errors import DataError
 from ..data import DataSource, MissingData
 from .images import image_bytes
 
-CVQA_SUBSETS = {"id": "('Indonesian', 'Indonesia')", "ms": "('Malay', 'Malaysia')", "tl": "('Filipino', 'Philippines')",
-                "zh": "('Chinese', 'Singapore')", "ta": "('Tamil', 'India')", "jv": "('Javanese', 'Indonesia')",
+CVQA_SUBSETS = {"id": "('Indonesian', 'Indonesia')", "ms": "('Malay', 'Malaysia')",
+                "tl": "('Filipino', 'Philippines')", "zh": "('Chinese', 'Singapore')", "ta": "('Tamil', 'India')", "jv": "('Javanese', 'Indonesia')",
                 "su": "('Sundanese', 'Indonesia')"}
 MARVL_LABELS = {"en": ("True", "False"), "id": ("Benar", "Salah"), "ta": ("உண்மை", "பொய்"), "zh": ("正确", "错误")}
 WC_LANGS = {"id": "id_formal", "zh": "zh_cn", "jv": "jv_krama", "su": "su_loma"}
@@ -71,10 +71,17 @@ def hub_split(loader: str, lang: str, task: str) -> tuple[str | None, str]:
 # --------------------------------------------------------------------------------------------------- reading
 
 
-def _read_file(path: Path) -> list[dict]:
+def _read_file(path: Path, where: tuple[str, Any] | None = None) -> list[dict]:
+    """Rows of one file; `where` = (column, value) keeps only those rows of a parquet file while reading (CVQA holds
+    every language's images in one split: reading them all would cost gigabytes)."""
     if path.suffix == ".parquet":
         import pyarrow.parquet as pq
 
+        if where is not None:
+            try:
+                return pq.read_table(path, filters=[(where[0], "==", where[1])]).to_pylist()
+            except Exception:  # no such column: read everything, the loader names the missing column
+                pass
         try:
             return pq.read_table(path).to_pylist()
         except Exception as e:
@@ -126,7 +133,7 @@ def dataset_folder(source: DataSource, task_dir: str, hub: str | None) -> Path |
 
 
 def local_table(source: DataSource, task_dir: str, hub: str | None, config: str | None, split: str,
-                task: str, lang: str) -> Table:
+                task: str, lang: str, where: tuple[str, Any] | None = None) -> Table:
     folder = dataset_folder(source, task_dir, hub)
     if folder is None:
         raise MissingData(f"task {task!r} [{lang}]: no dataset folder vision/{task_dir}"
@@ -141,12 +148,12 @@ def local_table(source: DataSource, task_dir: str, hub: str | None, config: str 
         ds = datasets.load_from_disk(str(found))
         ds = _undecoded(ds)
         rows = [dict(r) for r in ds]
-        return Table(rows, [found], folder, [(found / "state.json", i) for i in range(len(rows))])
+        return Table(rows, [found], folder, [(found, i + 1) for i in range(len(rows))])
     rows, origins = [], []
     for f in found:
-        part = _read_file(f)
+        part = _read_file(f, where)
         rows += part
-        origins += [(f, i + 1 if f.suffix == ".jsonl" else i) for i in range(len(part))]
+        origins += [(f, i + 1) for i in range(len(part))]  # 1-based: the jsonl line, the parquet/json row
     return Table(rows, list(found), folder, origins)
 
 
@@ -160,11 +167,14 @@ def _undecoded(ds):
     return ds
 
 
-def hub_table(hub: str, config: str | None, split: str, *, task: str, lang: str, snapshot: bool = False) -> Table:
+def hub_table(hub: str, config: str | None, split: str, *, task: str, lang: str, snapshot: bool = False,
+              where: tuple[str, Any] | None = None) -> Table:
     try:
         import datasets
 
         ds = _undecoded(datasets.load_dataset(hub, config, split=split))
+        if where is not None and where[0] in ds.column_names:  # before the image bytes become Python objects
+            ds = ds.filter(lambda v: v == where[1], input_columns=[where[0]])
         root = None
         if snapshot:  # WorldCuisines: image_path is relative to the dataset repository
             from huggingface_hub import snapshot_download
@@ -175,7 +185,7 @@ def hub_table(hub: str, config: str | None, split: str, *, task: str, lang: str,
                           f"{type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ''}") from None
     rows = [dict(r) for r in ds]
     origin = Path(f"hub:{hub}/{split}")
-    return Table(rows, [], root, [(origin, i) for i in range(len(rows))])
+    return Table(rows, [], root, [(origin, i + 1) for i in range(len(rows))])
 
 
 # --------------------------------------------------------------------------------------------------- loaders
@@ -322,12 +332,14 @@ def load_vision_rows(loader: str, *, task: str, lang: str, hub: str | None, sour
     if loader not in LOADERS:
         raise DataError(f"task {task!r}: unknown vision loader {loader!r} (known: {', '.join(LOADERS)})")
     config, split = hub_split(loader, lang, task)
+    where = (("Subset", CVQA_SUBSETS[lang]) if loader == "cvqa" and lang in CVQA_SUBSETS
+             else ("lang", WC_LANGS.get(lang, lang)) if loader == "world_cuisine" else None)
     if source.kind == "hub":
         if not hub:
             raise MissingData(f"task {task!r} [{lang}]: no hub dataset")
-        t = hub_table(hub, config, split, task=task, lang=lang, snapshot=loader == "world_cuisine")
+        t = hub_table(hub, config, split, task=task, lang=lang, snapshot=loader == "world_cuisine", where=where)
     else:
-        t = local_table(source, loader, hub, config, split, task, lang)
+        t = local_table(source, loader, hub, config, split, task, lang, where)
     if loader == "world_cuisine":
         return world_cuisine_rows(t, lang, limit, config or "")
     return LOADERS[loader](t, lang, limit)
