@@ -283,7 +283,10 @@ def test_end_to_end_tiny_multimodal_gemma4_cvqa_and_xm3600(tmp_path, tiny_mm_dir
         (x / f"p{i}.png").write_bytes(p)
     (x / "id.jsonl").write_text("".join(json.dumps({"image_id": f"x{i}", "captions": caps[i], "image": f"p{i}.png"})
                                         + "\n" for i in range(2)))
-    common = dict(model=str(tiny_mm_dir), tasks=["cvqa", "xm3600"], languages=["id"], data=str(root), runs=1,
+    _parquet(root / "floschne/marvl/data/id-00000-of-00001.parquet", [
+        {"id": f"m{i}", "hypothesis": f"h{i}", "hypo_en": "", "label": bool(i), "left_img": {"bytes": pics[0]},
+         "right_img": {"bytes": pics[1]}, "chapter": "c", "concept": "k", "language": "id"} for i in range(2)])
+    common = dict(model=str(tiny_mm_dir), tasks=["cvqa", "marvl", "xm3600"], languages=["id"], data=str(root), runs=1,
                   max_tokens=6, temperature=0, progress=False)
     res = run_eval(EvalConfig(**common, out=str(tmp_path / "a"), clip=str(tiny_clip)))
     vis = res["results"]["id"]["vision"]
@@ -300,10 +303,15 @@ def test_end_to_end_tiny_multimodal_gemma4_cvqa_and_xm3600(tmp_path, tiny_mm_dir
         text = r["prompt"][0][0]["content"][0]["text"]
         assert r["prompt"][0][0]["content"][1]["image_url"]["url"].startswith("sha256:")
         assert r["tokens"][0]["prompt"] > len(tok(text)["input_ids"]) + 4
+    for r in (json.loads(x) for x in (tmp_path / "a/runs/run_0/id/marvl.jsonl").read_text().splitlines()):
+        parts = r["prompt"][0][0]["content"]  # two images, left then right, after the text
+        assert [p["type"] for p in parts] == ["text", "image_url", "image_url"] and r["label"] in ("Benar", "Salah")
+        assert r["tokens"][0]["prompt"] > len(tok(parts[0]["text"])["input_ids"]) + 8
     # without a checkpoint: generated (from the cache), reported as not scored, out of every average
     res = run_eval(EvalConfig(**common, out=str(tmp_path / "a")))
     entry = res["results"]["id"]["vision"]["xm3600"]
     assert entry["mean"] is None and entry["not_scored"] and entry["excluded_from_average"]
-    assert res["results"]["id"]["vision"]["total"]["mean"] == pytest.approx(vis["cvqa"]["mean"])
+    assert res["results"]["id"]["vision"]["total"]["mean"] == pytest.approx(
+        (vis["cvqa"]["mean"] + vis["marvl"]["mean"]) / 2)
     assert any(n.startswith("not scored (id/xm3600)") for n in res["notes"])
     assert res["timing"]["generated"] == 0  # the second run read every response from the cache

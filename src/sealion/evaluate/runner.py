@@ -108,6 +108,8 @@ def takes_images(ref: Any) -> bool:
     loaded = getattr(ref, "loaded", None)
     if loaded is not None:
         return getattr(loaded, "processor", None) is not None
+    if type(ref).__name__ == "LlamaCppEngine":  # text only (engine/llamacpp.py refuses media parts)
+        return False
     if not isinstance(ref, str) or ref.startswith(("http://", "https://")):
         return True
     try:
