@@ -147,6 +147,8 @@ def aggregate(tasks: list[TaskRuns], *, n_boot: int = N_BOOTSTRAPS, seed: int = 
                  "per_run_code": {"mean": _mean(t.per_run_code),
                                   "stderr": stderr(t.per_run_code) if _mean(t.per_run_code) is not None else None},
                  **t.extra}
+        if t.extra.get("not_scored"):  # no score exists: null, not the zeros of the empty score matrix
+            entry.update(mean=None, stderr=None, raw={"mean": None, "stderr": None})
         if t.excluded:
             entry["excluded_from_average"] = t.excluded
             excluded.append(f"{t.lang}/{t.task}")

@@ -41,6 +41,9 @@ def register(subparsers) -> None:
     p.add_argument("--shots", type=int, default=None, help="few-shot examples for base models (default 5)")
     p.add_argument("--judge", default=None, help="judge model or endpoint for judged tasks")
     p.add_argument("--metricx", default=None, help="local MetricX-24 model directory (translation); else chrF++")
+    p.add_argument("--clip", default=None, metavar="DIR",
+                   help="local CLIP checkpoint (multilingual; transformers format) for xm3600's RefCLIPScore; "
+                        "without it xm3600 is reported as not scored")
     p.add_argument("--seahelm", default=None, metavar="PATH",
                    help="a SEA-HELM checkout or its seahelm_tasks tree: tasks, languages, prompts, labels, few-shot "
                         "examples and max_tokens taken from it (prompts byte-equal to SEA-HELM's)")
@@ -62,7 +65,7 @@ def run(args) -> int:
                      limit=args.limit, data=args.data, base_model=args.base_model, think=args.think,
                      think_budget=args.think_budget, batch_size=args.batch_size, concurrency=args.concurrency,
                      max_tokens=args.max_tokens, temperature=args.temperature, shots=args.shots, judge=args.judge, metricx=args.metricx,
-                     seahelm=args.seahelm,
+                     clip=args.clip, seahelm=args.seahelm,
                      progress=not args.no_progress)
     if args.backend == "llama.cpp":  # a .gguf run by llama.cpp: open it here, never dequantised
         from ..engine import open_engine

@@ -14,6 +14,8 @@ from ..charts import grouped_bars
 
 
 def _fmt(e: dict | None) -> str:
+    if e and e.get("not_scored"):
+        return "not scored"
     if not e or e.get("mean") is None or (isinstance(e["mean"], float) and math.isnan(e["mean"])):
         return "–"
     text = f"{e['mean']:.2f} ± {e['stderr']:.2f}"

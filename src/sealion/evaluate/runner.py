@@ -59,6 +59,7 @@ class EvalConfig:
     seeds: list[int] | None = None
     judge: str | None = None
     metricx: str | None = None
+    clip: str | None = None  # a local CLIP checkpoint for xm3600's RefCLIPScore; without it xm3600 is not scored
     seahelm: str | None = None  # a SEA-HELM checkout or seahelm_tasks tree: its tasks, prompts and settings
     n_bootstraps: int = N_BOOTSTRAPS
     bootstrap_seed: int = BOOTSTRAP_SEED
@@ -85,6 +86,41 @@ class EvalConfig:
 def model_key(ref: str) -> str:
     slug = re.sub(r"[^A-Za-z0-9._-]+", "_", str(ref).rstrip("/").split("/")[-1])[:48] or "model"
     return f"{slug}-{hashlib.sha256(str(ref).encode()).hexdigest()[:8]}"
+
+
+def loggable(messages: list[dict]) -> list[dict]:
+    """Messages as cache keys and logs hold them: an image part's data URL replaced by its digest (the same image
+    gives the same key; the bytes stay out of the cache and the per-item files)."""
+    out = []
+    for m in messages:
+        content = m.get("content")
+        if isinstance(content, list):
+            content = [{"type": "image_url", "image_url": {"url": "sha256:" + hashlib.sha256(
+                str(p["image_url"]["url"]).encode()).hexdigest()[:24]}} if p.get("type") == "image_url" else p
+                for p in content]
+        out.append({**m, "content": content})
+    return out
+
+
+def takes_images(ref: Any) -> bool:
+    """Whether a model can be sent images: an opened in-process engine has a processor; a local checkpoint ships a
+    processor config; endpoints and unknown references are assumed to (the server answers for itself)."""
+    loaded = getattr(ref, "loaded", None)
+    if loaded is not None:
+        return getattr(loaded, "processor", None) is not None
+    if type(ref).__name__ == "LlamaCppEngine":  # text only (engine/llamacpp.py refuses media parts)
+        return False
+    if not isinstance(ref, str) or ref.startswith(("http://", "https://")):
+        return True
+    try:
+        from ..models import resolve
+
+        path = Path(resolve(ref))
+    except Exception:
+        return True
+    if not path.is_dir():
+        return True
+    return (path / "processor_config.json").is_file() or (path / "preprocessor_config.json").is_file()
 
 
 def prompt_hash(payload: Any) -> str:
@@ -286,6 +322,10 @@ class Runner:
                     self.notes.append(f"{lang}/{name}: skipped for base models")
                     chat_only += 1
                     continue
+                if kind.needs_images and not takes_images(self.engine or self.cfg.model):
+                    self.notes.append(f"{lang}/{name}: skipped, the model takes no images (no image processor: a "
+                                      "text-only model)")
+                    continue
                 ls = spec.lang(lang)
                 try:
                     rows = kind.load_rows(spec, lang, self.source, model=self.engine or self.cfg.model,
@@ -355,12 +395,12 @@ class Runner:
             payload = {"prompt": prompt, "max_tokens": params.max_new_tokens, "stop": params.stop,
                        "seed": None if self.greedy else seed, "temperature": params.temperature, **sampling}
             return payload, CompletionRequest(prompt=prompt, params=params, id=item.id)
-        messages: list[dict[str, str]] = []
+        messages: list[dict[str, Any]] = []
         for t in range(turn + 1):
-            messages.append({"role": "user", "content": users[t]})
+            messages.append({"role": "user", "content": u.kind.user_content(u.spec, u.lang, item, t, users[t])})
             if t < turn:
                 messages.append({"role": "assistant", "content": history[t].answer})
-        payload = {"messages": messages, "max_tokens": params.max_new_tokens, "stop": params.stop,
+        payload = {"messages": loggable(messages), "max_tokens": params.max_new_tokens, "stop": params.stop,
                    "seed": None if self.greedy else seed, "think": self.cfg.think, "temperature": params.temperature,
                    **sampling}
         return payload, ChatRequest(messages=messages, params=params, enable_thinking=self.cfg.think, id=item.id)
@@ -375,12 +415,13 @@ class Runner:
             payload = {"prompt": prompt, "max_tokens": params.max_new_tokens, "stop": params.stop,
                        "seed": None if self.greedy else seed, "temperature": params.temperature, **sampling}
             return payload, CompletionRequest(prompt=prompt, params=params, id=item.id)
-        messages: list[dict[str, str]] = []
+        messages: list[dict[str, Any]] = []
         for t in range(turn + 1):
-            messages.append({"role": "user", "content": seahelm_tree.contents(u.spec, u.lang, item, t)[-1]})
+            text = seahelm_tree.contents(u.spec, u.lang, item, t)[-1]
+            messages.append({"role": "user", "content": u.kind.user_content(u.spec, u.lang, item, t, text)})
             if t < turn:
                 messages.append({"role": "assistant", "content": history[t].answer})
-        payload = {"messages": messages, "max_tokens": params.max_new_tokens, "stop": params.stop,
+        payload = {"messages": loggable(messages), "max_tokens": params.max_new_tokens, "stop": params.stop,
                    "seed": None if self.greedy else seed, "think": self.cfg.think, "temperature": params.temperature,
                    **sampling}
         return payload, ChatRequest(messages=messages, params=params, enable_thinking=self.cfg.think, id=item.id)
@@ -482,7 +523,7 @@ class Runner:
             **config_record(cfg), "seeds_used": self.seeds[: cfg.runs],
             "base_model_resolved": self.base_model, "model_key": self.model_key,
             "plan": {f"{u.lang}/{u.spec.name}": len(u.items) for u in units}})
-        ctx_options = {"judge": cfg.judge, "metricx": cfg.metricx}
+        ctx_options = {"judge": cfg.judge, "metricx": cfg.metricx, "clip": cfg.clip}
         per_task: dict[tuple[str, str], dict] = {}
         engines_for_ctx = lambda ref: self._ctx_engine(ref)  # noqa: E731
         try:
@@ -526,6 +567,7 @@ class Runner:
         cfg = self.cfg
         task_runs: list[TaskRuns] = []
         no_metricx = []
+        not_scored: dict[str, list[str]] = {}
         for (lang, name), rec in per_task.items():
             u: Unit = rec["unit"]
             run_metrics = [r["metrics"] for r in rec["runs"]]
@@ -538,9 +580,15 @@ class Runner:
                 excluded = "MetricX-24 not run (--metricx): chrF++ is reported, but the leaderboard's translation " \
                            "score is MetricX-24 only"
                 no_metricx.append(f"{lang}/{name}")
+            reason = next((m["not_scored"] for m in run_metrics if m.get("not_scored")), None)
+            if reason:  # generated but not scored (xm3600 without --clip): reported as such, never as a zero
+                excluded = reason
+                not_scored.setdefault(reason, []).append(f"{lang}/{name}")
             budgets = [r.get("budget", {}) for r in rec["runs"]]
             extra: dict[str, Any] = {"kind": u.spec.kind, "metrics": _mean_metrics(run_metrics),
                                      "budget": _budget_summary(budgets)}
+            if reason:
+                extra["not_scored"] = reason
             extras = [r["extras"] for r in rec["runs"] if r["extras"]]
             if extras:
                 extra["extras"] = extras[0] if len(extras) == 1 else extras
@@ -557,6 +605,8 @@ class Runner:
             notes.append(f"translation without MetricX-24 ({', '.join(no_metricx)}): reported with chrF++ but left out "
                          "of the NLG, language and SEA averages (the leaderboard's translation score is MetricX-24 "
                          "only; pass --metricx DIR)")
+        for reason, units in not_scored.items():
+            notes.append(f"not scored ({', '.join(units)}): {reason}; left out of every average")
         if agg["incomplete_tasks"]:
             notes.append(f"incomplete (a run is missing): {', '.join(agg['incomplete_tasks'])}")
         if self.tree is not None:

@@ -227,6 +227,8 @@ class SeahelmTree:
         kind = base.kind if base else KIND_BY_METRIC_CLASS.get(str(cfg.get("metric_class")), "")
         if cfg.get("use_logprobs"):
             kind = "logprob-choice"
+        if cfg.get("task_modality") == "vision" and not base:
+            kind = ""  # an image task sealion has no loader for: skipped with a note, never run on text alone
         langs: dict[str, LanguageSpec] = {}
         for lang, lc in (cfg.get("languages") or {}).items():
             if not isinstance(lc, dict):

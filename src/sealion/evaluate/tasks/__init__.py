@@ -68,6 +68,8 @@ Lifecycle of one (run, language, task), driven by ``sealion.evaluate.runner``:
    ``100 * mean(score)``; kind ``choice`` gives chance-normalised balanced accuracy.
 
 Optional hooks: ``kind.max_tokens(spec, lang)``, ``kind.stop(spec, lang, base_model)``, ``kind.base_model_ok``,
+``kind.user_content(spec, lang, item, turn, text)`` (content parts with images; ``kind.needs_images`` skips the
+task for models without an image processor),
 ``kind.finalize(spec, lang, items, scores, ctx)`` (corpus-level extras such as chrF++ or MetricX, added to the run's
 metrics but not bootstrapped).
 
@@ -95,7 +97,7 @@ SEA_LANGUAGES = ("id", "vi", "th", "ta", "tl", "ms", "my")
 # Sub-packages of sealion.evaluate whose kinds/specs join the registry when importable.
 PLUGIN_PACKAGES = ("sealion.evaluate.tasks.kinds", "sealion.evaluate.tasks.longcontext",
                    "sealion.evaluate.tasks.longproc", "sealion.evaluate.tasks.logprobs", "sealion.evaluate.ifeval",
-                   "sealion.evaluate.mtbench")
+                   "sealion.evaluate.mtbench", "sealion.evaluate.vision")
 
 _EVALUATE_DIR = Path(__file__).resolve().parent.parent
 
@@ -229,6 +231,7 @@ class TaskKind:
 
     name: ClassVar[str] = ""
     base_model_ok: ClassVar[bool] = True  # False: skipped for base models (few-shot makes no sense)
+    needs_images: ClassVar[bool] = False  # True: skipped for models that take no images (vision kinds)
 
     # 1. items -------------------------------------------------------------------------------------------
     def load_rows(self, spec: TaskSpec, lang: str, source: Any, *, model: Any = None,
@@ -265,6 +268,11 @@ class TaskKind:
         if pre:
             turns[0] = (pre + "\n\n" + turns[0]).strip()
         return turns
+
+    def user_content(self, spec: TaskSpec, lang: str, item: Item, turn: int, text: str) -> str | list[dict]:
+        """The content of user turn `turn` given its text: the text itself, or OpenAI content parts (the vision
+        kinds add the item's images as ``image_url`` parts)."""
+        return text
 
     def preamble(self, spec: TaskSpec, lang: str, item: Item | None = None) -> str:
         """The instruction with the answer format; `{answer_tag}` filled, and row fields too when the spec sets
