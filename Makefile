@@ -31,8 +31,12 @@ browser:
 		(apt-get update -qq >/dev/null 2>&1; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null 2>&1) \
 		|| echo "chromium not installed: the report's browser test will be skipped")
 
+# One worker per core (at most 4: each may hold the demo model); a file's tests stay on one worker, so a module's
+# fixtures (exported GGUFs, tiny models) are built once.
+XDIST ?= -n auto --maxprocesses 4 --dist loadfile
+
 test: $(STAMP) browser
-	HF_HUB_OFFLINE=1 HF_HUB_DISABLE_TELEMETRY=1 $(PY) -m pytest -q tests
+	HF_HUB_OFFLINE=1 HF_HUB_DISABLE_TELEMETRY=1 $(PY) -m pytest -q $(XDIST) tests
 
 test-fast: $(STAMP)
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q -m "not demo" tests

@@ -169,10 +169,12 @@ def test_sealion_specs_of_the_single_turn_criteria_judges(tmp_path):
         assert judge.seen[0] == criteria_messages(["Sitwasyon X"], ["ans"], 1, "c-a")
 
 
-def test_logprob_variant_scores_labels_by_prompt_logprobs(tree_dir, tiny_text_dir, tmp_path, raw_blocks):
-    """`sentiment-logprobs`: each label's continuation log-prob (engine core, prompt_logprobs) equals a dense
-    forward pass of the same model over prompt + continuation; the item's score is the gold's renormalised
-    probability, averaged x100 (average_cumulative_probabilities)."""
+@pytest.mark.parametrize("backend", ["in-process", "http"])
+def test_logprob_variant_scores_labels_by_prompt_logprobs(tree_dir, tiny_text_dir, tmp_path, raw_blocks, backend):
+    """`sentiment-logprobs`: each label's continuation log-prob (engine core, prompt_logprobs; or a real `sealion
+    serve` on 127.0.0.1 through vLLM's prompt_logprobs and /tokenize) equals a dense forward pass of the same model
+    over prompt + continuation; the item's score is the gold's renormalised probability, averaged x100
+    (average_cumulative_probabilities)."""
     import math
 
     import torch
@@ -190,21 +192,34 @@ def test_logprob_variant_scores_labels_by_prompt_logprobs(tree_dir, tiny_text_di
     messages = [{"role": "user", "content": "Kalimat: bagus sekali"}]
     items = [Item(id=str(i), prompts=[{"text": "x"}], label=lab, metadata={}, extra={"_prompts": {0: [messages]}})
              for i, lab in enumerate(["Positif", "Netral"])]
-    engine = open_engine(str(tiny_text_dir))
+    local = open_engine(str(tiny_text_dir))
+    srv = None
+    if backend == "http":
+        from sealion.serve import ServeConfig, ServerThread, create_app
+        from sealion.serve.loading import load_for_serving
+
+        model_and_tok = load_for_serving(str(tiny_text_dir), dtype="float32")
+        srv = ServerThread(create_app(*model_and_tok, config=ServeConfig(model_name="tiny"))).start()
+        engine = open_engine(srv.url)
+    else:
+        engine = local
     try:
         ctx = ScoreContext(run=0, seed=1, cache_dir=tmp_path, engine_factory=lambda ref: engine)
         scores = kind.score(spec, "id", items, [[TurnOutput(text="", answer="")]] * 2, ctx)
-        prefix = list(prompting.chat_prompt(engine.tokenizer, messages).ids)
+        prefix = list(prompting.chat_prompt(local.tokenizer, messages).ids)
         model = AutoModelForCausalLM.from_pretrained(str(tiny_text_dir), dtype=torch.float32).eval()
         ref = {}
         for lab in labels:
             cont = tmpl["answer_template"].format(answer_tag=tmpl["answer_tag"], label=lab).strip()
-            ids = engine.tokenizer(cont, add_special_tokens=False).input_ids
+            ids = local.tokenizer(cont, add_special_tokens=False).input_ids
             with torch.no_grad():
                 logp = torch.log_softmax(model(torch.tensor([prefix + ids])).logits[0].float(), -1)
             ref[lab] = sum(float(logp[len(prefix) + j - 1, t]) for j, t in enumerate(ids))
     finally:
-        engine.close()
+        if srv is not None:
+            engine.close()
+            srv.stop()
+        local.close()
     got = scores[0].details["logprobs"]
     assert set(got) == set(labels)
     for lab in labels:

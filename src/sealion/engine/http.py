@@ -104,10 +104,35 @@ class HTTPEngine(Engine):
             self._model = models[0].id
         return self._model
 
+    # ---- tokenization (vLLM's POST /tokenize, which `sealion serve` also answers) ----------------------------
+
+    def _tokenize(self, body: dict[str, Any]) -> list[int]:
+        url = self.base_url.removesuffix("/v1") + "/tokenize"  # vLLM serves it beside /v1, not under it
+        try:
+            r = self.client.post(url, body={"model": self.model, **body}, cast_to=object)
+            return [int(t) for t in r["tokens"]]
+        except Exception as e:
+            raise SealionError(f"{url}: cannot tokenize ({type(e).__name__}: {e}); log-prob scoring over HTTP "
+                               "needs a server with vLLM's /tokenize (vLLM, sealion serve)") from None
+
+    def encode(self, prompt: str) -> list[int]:
+        """A base-model prompt with the server tokenizer's usual special tokens (<bos>)."""
+        return self._tokenize({"prompt": prompt, "add_special_tokens": True})
+
+    def encode_text(self, text: str) -> list[int]:
+        return self._tokenize({"prompt": text, "add_special_tokens": False})
+
+    def chat_prompt_ids(self, messages: list[dict]) -> list[int]:
+        return self._tokenize({"messages": _jsonable_messages(messages), "add_generation_prompt": True})
+
     # ---- single requests --------------------------------------------------------------------------------------
 
     def _complete_one(self, req: CompletionRequest) -> Completion:
         body, extra = _sampling_body(req.params)
+        k = req.params.prompt_logprobs
+        if k is not None:
+            extra["prompt_logprobs"] = k
+            body["max_tokens"] = max(1, body["max_tokens"] or 0)  # vLLM wants >= 1 even when only scoring
         try:
             prompt = list(req.prompt_ids) if req.prompt_ids is not None else req.prompt  # ids go as ids (vLLM too)
             r = self.client.completions.create(model=self.model, prompt=prompt, extra_body=extra or None, **body)
@@ -115,12 +140,20 @@ class HTTPEngine(Engine):
             return _error(req.id, e)
         choice = r.choices[0]
         usage = r.usage
+        rows = None
+        if k is not None:
+            raw = (choice.model_extra or {}).get("prompt_logprobs") or getattr(r, "model_extra", {}).get("prompt_logprobs")
+            if raw is None or req.prompt_ids is None or len(raw) != len(req.prompt_ids):
+                return _error(req.id, SealionError(f"{self.base_url}: no prompt_logprobs for the prompt's "
+                                                   f"{len(req.prompt_ids or [])} tokens in the reply"))
+            rows = _prompt_rows(raw, req.prompt_ids)
         return Completion(
             text=choice.text or "",
             finish_reason=_finish(choice.finish_reason),
             prompt_tokens=usage.prompt_tokens if usage else 0,
             completion_tokens=usage.completion_tokens if usage else 0,
             id=req.id,
+            prompt_logprobs=rows,
         )
 
     def _chat_body(self, req: ChatRequest) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -232,6 +265,21 @@ class HTTPEngine(Engine):
 
     def close(self) -> None:
         self.client.close()
+
+
+def _prompt_rows(raw: list, ids: Sequence[int]) -> list[dict | None]:
+    """vLLM's `prompt_logprobs` (per prompt token None or {str(id): {"logprob", "rank", ...}}, the prompt token among
+    the k best) -> the engine's per-token records, as the in-process core gives them."""
+    rows: list[dict | None] = []
+    for entry, tid in zip(raw, ids):
+        if entry is None:
+            rows.append(None)
+            continue
+        mine = entry.get(str(tid)) or {}
+        top = sorted(((int(t), float(v["logprob"])) for t, v in entry.items()), key=lambda x: -x[1])
+        rows.append({"token_id": int(tid), "logprob": float(mine.get("logprob", float("-inf"))),
+                     "rank": mine.get("rank"), "top": top})
+    return rows
 
 
 def _finish(reason: str | None) -> str:

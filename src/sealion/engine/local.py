@@ -121,6 +121,16 @@ class LocalEngine(Engine):
 
     # ---- request preparation -------------------------------------------------------------------------------
 
+    def encode_text(self, text: str) -> list[int]:
+        """A piece of text (a continuation), no special tokens added."""
+        return list(self.tokenizer(text, add_special_tokens=False).input_ids)
+
+    def chat_prompt_ids(self, messages: list[dict]) -> list[int]:
+        """The ids a chat prompt is fed as, through the one renderer (with its generation prompt)."""
+        from . import prompting
+
+        return list(prompting.chat_prompt(self.tokenizer, messages).ids)
+
     def encode(self, prompt: str) -> list[int]:
         bos = self.tokenizer.bos_token
         # A rendered chat already starts with <bos>; a raw prompt gets the tokenizer's usual specials.

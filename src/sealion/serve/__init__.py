@@ -6,7 +6,9 @@
         print(server.url)                  # point openai.OpenAI(base_url=server.url + "/v1") at it
 """
 
-from .app import ServeConfig, create_app
-from .runner import ServerThread, serve_forever
-
 __all__ = ["ServeConfig", "ServerThread", "create_app", "serve_forever"]
+
+from ..lazy import lazy_exports
+
+__getattr__ = lazy_exports(__name__, {"ServeConfig": "app", "create_app": "app", "ServerThread": "runner",
+                                      "serve_forever": "runner"})

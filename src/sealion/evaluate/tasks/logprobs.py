@@ -2,7 +2,7 @@
 prompt log-probabilities score every label. For each item and each label, the continuation the answer template
 gives (`{answer_tag} {label}`) is appended to the item's prompt (the chat prompt with its generation prompt, or the
 base-model prompt) and its log-probability read through the engine core (`SamplingParams(prompt_logprobs=0,
-max_new_tokens=0)`). The labels' probabilities are renormalised over the label set; an item scores the gold's
+max_new_tokens=0)`), or over HTTP from a server with vLLM's `prompt_logprobs` and `/tokenize`. The labels' probabilities are renormalised over the label set; an item scores the gold's
 probability (`average_cumulative_probabilities` = 100 x the mean), and the most probable label is its extracted
 answer (`normalized_accuracy` as for the generative task).
 
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 
-from ...errors import ConfigError
+from ...errors import ConfigError, SealionError
 from ..extraction import gold_labels
 from ..metrics import normalized_accuracy
 from . import ItemScore, TaskKind, register_kind
@@ -27,26 +27,27 @@ def continuation(spec, lang: str, label: str) -> str:
 
 
 def prefix_ids(engine, prompt) -> list[int]:
-    """The ids the model is fed for a recorded prompt: chat messages through the one renderer, text encoded."""
+    """The ids the model is fed for a recorded prompt: chat messages through the one renderer (in-process) or the
+    server's own /tokenize (HTTP), text encoded with the model's special tokens."""
     if isinstance(prompt, str):
         return engine.encode(prompt)
-    from ...engine import prompting
-
-    return list(prompting.chat_prompt(engine.tokenizer, prompt).ids)
+    return engine.chat_prompt_ids(prompt)
 
 
 def label_logprobs(engine, prefix: list[int], conts: list[str]) -> list[float]:
-    """Sum of the prompt log-probs of each continuation's tokens after `prefix` (one core batch)."""
+    """Sum of the prompt log-probs of each continuation's tokens after `prefix` (one batch of scoring requests)."""
     from ...engine.types import CompletionRequest, SamplingParams
 
     reqs, lens = [], []
     for c in conts:
-        ids = engine.tokenizer(c, add_special_tokens=False).input_ids
+        ids = engine.encode_text(c)
         lens.append(len(ids))
         reqs.append(CompletionRequest(prompt="", prompt_ids=prefix + list(ids),
                                       params=SamplingParams(max_new_tokens=0, prompt_logprobs=0)))
     out = []
     for comp, n in zip(engine.complete(reqs), lens):
+        if comp.error:
+            raise SealionError(f"log-prob scoring failed: {comp.error}")
         rows = (comp.prompt_logprobs or [])[-n:] if n else []
         out.append(sum(r["logprob"] for r in rows if r) if rows else -math.inf)
     return out
@@ -62,9 +63,9 @@ class LogprobChoiceKind(TaskKind):
 
     def score(self, spec, lang, items, outputs, ctx):
         engine = ctx.engine("self")
-        if not hasattr(engine, "tokenizer") or not hasattr(engine, "encode"):
-            raise ConfigError(f"{spec.name}: log-prob tasks need an in-process model (the engine core's "
-                              "prompt_logprobs); this endpoint gives none")
+        if not all(hasattr(engine, m) for m in ("encode", "encode_text", "chat_prompt_ids")):
+            raise ConfigError(f"{spec.name}: log-prob tasks need prompt log-probs: an in-process model or an "
+                              "endpoint with vLLM's prompt_logprobs and /tokenize (vLLM, sealion serve)")
         # every label the prompt offers (sealion's spec of the generative task), else the gold labels seen
         labels = list(spec.lang(lang).labels) or gold_labels([it.label for it in items], [])
         conts = [continuation(spec, lang, lab) for lab in labels]
