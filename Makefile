@@ -33,7 +33,7 @@ browser:
 
 # One worker per core (at most 4: each may hold the demo model); a file's tests stay on one worker, so a module's
 # fixtures (exported GGUFs, tiny models) are built once.
-XDIST ?= -n auto --maxprocesses 4 --dist loadfile
+XDIST ?= -n auto --maxprocesses 4 --dist loadfile --max-worker-restart 2
 
 test: $(STAMP) browser
 	HF_HUB_OFFLINE=1 HF_HUB_DISABLE_TELEMETRY=1 $(PY) -m pytest -q $(XDIST) tests

@@ -9,7 +9,6 @@ tokenizer (whose template is Gemma 3's, so transformers has no Gemma 4 rendering
 from __future__ import annotations
 
 import json
-from types import SimpleNamespace
 
 import httpx
 import pytest
@@ -87,7 +86,11 @@ def _paths(tok, engine, url, messages, tools) -> dict[str, list[int]]:
         start -= 1
     out["distill"] = train.ids[:start]
     if not tools:
-        out["evaluate"] = prefix_ids(SimpleNamespace(tokenizer=tok, encode=None), messages)
+        from sealion.engine.http import HTTPEngine
+
+        # log-prob tasks score after these ids: in-process and through the server's own /tokenize
+        out["evaluate"] = prefix_ids(engine, messages)
+        out["evaluate-http"] = prefix_ids(HTTPEngine(url, model="m"), messages)
     if len(messages) == 1 and not tools and getattr(tok, "chat_template", None):
         out["recipe"] = prompt_renderer(tok)(messages[0]["content"])[1]
     return out

@@ -318,3 +318,29 @@ def test_prefix_clusters_plan():
     # a row never loses its last token to a prefix
     rows, p = prefix_clusters([[5] * 30, [5] * 30], shared=0, call_cost=1)[0]
     assert p == 29
+
+
+def test_an_engine_dropped_without_close_frees_its_model(tiny_text_dir):
+    """A notebook (or a test suite) that opens engine after engine must not keep every model alive: the model
+    thread holds its core only weakly, so dropping the last reference frees the weights and ends the thread."""
+    import gc
+    import threading
+    import time
+    import weakref
+
+    others = set(threading.enumerate())
+    engine = LocalEngine(tiny_text_dir, max_batch_size=2)
+    assert engine.complete([CompletionRequest("Hello there", GREEDY)])[0].completion_tokens == 12
+    model = weakref.ref(engine.model)
+    threads = {t for t in threading.enumerate() if t.name == "sealion-engine"} - others
+    assert threads  # this engine's own model thread
+    del engine
+    gc.collect()
+    deadline = time.monotonic() + 10
+    while model() is not None and time.monotonic() < deadline:
+        time.sleep(0.05)
+        gc.collect()
+    assert model() is None
+    for t in threads:
+        t.join(5)
+    assert not any(t.is_alive() for t in threads)

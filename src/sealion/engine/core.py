@@ -159,6 +159,7 @@ class EngineCore:
         self._closing = threading.Event()
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
+        weakref.finalize(self, self._inbox.put, None)  # freed: wake the idle model thread so it ends
         # counters for /metrics and benchmarks (written by the model thread only)
         self.prompt_tokens_total = 0
         self.cached_prompt_tokens_total = 0
@@ -172,7 +173,10 @@ class EngineCore:
         with self._start_lock:
             if self._thread is None or not self._thread.is_alive():
                 self._closing.clear()
-                self._thread = threading.Thread(target=self._loop, name="sealion-engine", daemon=True)
+                # the thread holds the core weakly (see `_model_thread`), so an engine nobody uses is freed
+                self._thread = threading.Thread(target=_model_thread, args=(weakref.ref(self), self._inbox,
+                                                                           self._closing),
+                                                name="sealion-engine", daemon=True)
                 self._thread.start()
                 # A daemon thread still inside torch when the interpreter exits aborts the process ("terminate
                 # called without an active exception"): stop the loop first.
@@ -213,22 +217,27 @@ class EngineCore:
 
     # ------------------------------------------------------------ the step loop
 
-    def _loop(self) -> None:
-        torch.set_grad_enabled(False)
-        with torch.inference_mode():
-            while not self._closing.is_set():
-                try:
-                    self._take_inbox(block=not self._rows and not self._waiting)
-                    self._drop_gone()
-                    self._admit()
-                    if self._rows:
-                        self._decode_step()
-                except Exception as e:  # a bug or OOM must not kill the thread: fail the batch, keep going
-                    log.exception("engine step failed")
-                    self._fail_running(f"internal error: {type(e).__name__}: {e}", "internal")
+    def _step_round(self, item: list[Sequence] | None) -> bool:
+        """One round of the step loop (with `item`, a batch the idle thread took from the inbox); True while
+        there is work left."""
+        try:
+            if item:
+                self._waiting.extend(item)
+            self._take_inbox()
+            self._drop_gone()
+            self._admit()
+            if self._rows:
+                self._decode_step()
+        except Exception as e:  # a bug or OOM must not kill the thread: fail the batch, keep going
+            log.exception("engine step failed")
+            self._fail_running(f"internal error: {type(e).__name__}: {e}", "internal")
+        return bool(self._rows or self._waiting)
+
+    def _shut_down(self, item: list[Sequence] | None) -> None:
         self._fail_running("the engine is shutting down", "shutdown")
-        for seq in self._waiting + [s for batch in self._drain() for s in batch]:
+        for seq in self._waiting + (item or []) + [s for batch in self._drain() for s in batch]:
             self._finish(seq, Event("error", error="the engine is shutting down", code="shutdown"))
+        self._waiting = []
 
     def _drain(self) -> list[list[Sequence]]:
         out = []
@@ -240,11 +249,7 @@ class EngineCore:
             if item:
                 out.append(item)
 
-    def _take_inbox(self, block: bool) -> None:
-        if block:
-            item = self._inbox.get()
-            if item:
-                self._waiting.extend(item)
+    def _take_inbox(self) -> None:
         for batch in self._drain():
             self._waiting.extend(batch)
 
@@ -645,3 +650,24 @@ class EngineCore:
             self._screen_off = True  # this batch's distributions are too flat for the screen to pay
             return None
         return screen
+
+
+def _model_thread(ref: "weakref.ref[EngineCore]", inbox: queue.Queue, closing: threading.Event) -> None:
+    """The step loop. While idle it waits on the inbox holding no reference to its core: an engine the program
+    dropped without `close()` is then garbage (its finalizer wakes this thread, which ends) instead of pinning the
+    model's memory for the life of the process."""
+    torch.set_grad_enabled(False)
+    item = None
+    with torch.inference_mode():
+        while not closing.is_set():
+            core = ref()
+            if core is None:
+                return
+            busy = core._step_round(item)
+            item = None
+            del core
+            if not busy:
+                item = inbox.get()
+        core = ref()
+        if core is not None:
+            core._shut_down(item)
