@@ -105,13 +105,14 @@ def _outlier_hidden(n: int, dim: int, seed: int) -> torch.Tensor:
 
 def test_int8_screen_bound_holds_against_fp32():
     """The int8 screen's per-row bound covers the kernel's error against the fp32 product on random heads, with
-    outlier features, at batch 1 and 8 (the kernel takes other paths for other batch sizes)."""
+    outlier features, at batch 1, 8 and 13 (the kernel takes other paths for other batch sizes; 13 rows are scored
+    in two calls)."""
     from sealion.engine.greedy_head import Int8ScreenedHead
 
     for seed, (vocab, hidden) in enumerate([(8192, 96), (4096, 640)]):
         head = _head(vocab, hidden, False, seed=10 + seed)
         screen = Int8ScreenedHead(head)
-        for batch in (1, 8):
+        for batch in (1, 8, 13):
             x = _outlier_hidden(batch, hidden, seed=20 + seed)
             y, eps = screen.bounds(x)
             exact = torch.nn.functional.linear(x.double(), head.weight.double())
