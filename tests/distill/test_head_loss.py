@@ -57,7 +57,8 @@ def test_fused_values_and_gradients_equal_autograd(div, missing, T, softcap, ce_
 def test_fused_gradient_flows_into_a_model_and_only_where_needed():
     hidden, weight, _, targets, ids, lps, tail = _case(7)
     frozen = weight.detach()  # a frozen head: only the hidden states get a gradient
-    x = torch.randn(N, H, dtype=torch.float64, requires_grad=True)
+    # from a fixed generator: the global one's state depends on which tests ran before in this worker
+    x = torch.randn(N, H, dtype=torch.float64, generator=torch.Generator().manual_seed(11), requires_grad=True)
     h = torch.tanh(x) * 3  # something before the head
     cfg = LossConfig(divergence="fkl", chunk_size=4)
     loss, *_ = fused_kd_ce(h, frozen, None, HeadTargets(targets, ids, lps, tail, cfg, kd_coef=1.0, ce_coef=0.5))
@@ -65,7 +66,8 @@ def test_fused_gradient_flows_into_a_model_and_only_where_needed():
     x2 = x.detach().requires_grad_()
     ref, *_ = _reference(torch.tanh(x2) * 3, frozen, None, targets, ids, lps, tail, cfg, 1.0, 0.5, None, 1.0)
     ref.backward()
-    assert (x.grad - x2.grad).norm() <= 1e-5 * x2.grad.norm()
+    # the reference computes its divergence in float32: equal to that precision (a wrong gradient is off by O(1))
+    assert (x.grad - x2.grad).norm() <= 1e-4 * x2.grad.norm()
     assert frozen.grad is None
 
 
