@@ -10,9 +10,9 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-# Under pytest-xdist each worker (and the servers, trainers and llama.cpp runs it starts) gets its share of the
-# cores, not all of them: two workers with two OpenMP threads each on 2 cores made the suite ~30% slower. Set before
-# anything imports torch.
+# Under pytest-xdist each worker (and the servers and trainers it starts) gets its share of the cores, not all of
+# them: on 2 cores, four heavy files took 368 s with two OpenMP threads per worker and 254 s with one (the whole
+# suite's wall time is bounded by its slowest files, so it gained less). Set before anything imports torch.
 _WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
 if _WORKERS > 1:
     os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // _WORKERS)))
@@ -88,8 +88,9 @@ def shared_dir() -> Path:
 
 
 # Longest files first: pytest-xdist (`--dist loadfile`) hands whole files to workers in collection order, and a long
-# file collected last leaves the other core idle for minutes at the end. Slowest first, from the suite's measured
-# durations on 2 cores; a file not listed keeps its place after these.
+# file collected last can leave the other core idle for minutes at the end. Slowest first, from the suite's measured
+# durations on 2 cores; a file not listed keeps its place after these. (A scheduling hint only: on the AVX2 machine
+# of 2026-12-06 the full suite took 23:11 before it and 23:59 with it, within that machine's run-to-run drift.)
 HEAVY_FILES_FIRST = [
     "tests/recipe/test_recipe.py",
     "tests/distill/test_pipeline.py",

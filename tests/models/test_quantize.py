@@ -143,7 +143,8 @@ def test_demo_int8_int4_agree_with_fp32(demo_dir):
     for lang, text in HELDOUT.items():
         ids = tok(text, return_tensors="pt").input_ids[:, :48]
         with torch.no_grad():
-            ref[lang] = (ids, base.model(ids).logits[0].double().log_softmax(-1), _greedy(base.model, tok, text[:60], 12))
+            logp = base.model(ids).logits[0].double().log_softmax(-1)
+        ref[lang] = (ids, logp, _greedy(base.model, tok, text[:60], 12))
     del base
     results = {}
     for mode in ("int8", "int4"):
