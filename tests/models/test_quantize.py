@@ -165,3 +165,21 @@ def test_demo_int8_int4_agree_with_fp32(demo_dir):
     # stated shares, from measurement on 2026-12-02 (int8 0.59, int4 0.125): int4 round-to-nearest is poor, see docs/export.md
     assert results["int8"][0] >= 0.50 and results["int4"][0] >= 0.10
     assert sum(results["int8"][1].values()) < sum(results["int4"][1].values())
+
+
+def test_row_blocks_give_the_whole_matrix_result(monkeypatch):
+    """Quantisation runs in row blocks (bounded start-up memory); a block size that leaves a ragged last block must
+    give what the whole-matrix formulas give, written out here."""
+    monkeypatch.setattr(qm, "QUANT_ROWS_PER_BLOCK", 7)
+    w = torch.randn(30, 64, generator=torch.Generator().manual_seed(SEED))
+    codes, scales = qm.quantize_int8_rows(w)
+    ref_scales = w.abs().amax(dim=1) / 127
+    assert torch.equal(scales, ref_scales)
+    assert torch.equal(codes, torch.round(w / ref_scales[:, None]).clamp(-127, 127).to(torch.int8))
+    nibbles, sz = qm.quantize_int4_groups(w, 32)
+    g = w.reshape(30, 2, 32)
+    lo, hi = g.amin(-1), g.amax(-1)
+    step = (hi - lo) / 15
+    ref_codes = torch.round((g - lo[..., None]) / step[..., None]).clamp(0, 15).to(torch.uint8).reshape(30, 64)
+    assert torch.equal(qm.unpack_nibbles(nibbles), ref_codes)
+    assert torch.equal(sz[..., 0], step.t()) and torch.allclose(sz[..., 1], (lo + 8 * step).t())

@@ -122,18 +122,24 @@ class Int8ScreenedHead(ScreenedHead):
     Rows whose interval [y_j - eps_j, y_j + eps_j] reaches the highest lower end are rescored in fp32."""
 
     def __init__(self, head: torch.nn.Linear):
-        from ..quant.modules import quantize_int8_rows
+        from ..quant.modules import QUANT_ROWS_PER_BLOCK, quantize_int8_rows
 
         self._init_common(head)
         weight = self.weight
         codes, scales = quantize_int8_rows(weight)
         self.codes = codes
         self.scales_bf16 = scales.to(torch.bfloat16)
-        used = codes.float() * self.scales_bf16.float()[:, None]
+        residual = torch.empty(weight.shape[0], dtype=torch.float64)
+        self.row_norms = torch.empty(weight.shape[0], dtype=torch.float32)
+        # a block of rows at a time, so the float64 temporaries stay small (whole-head ones were GBs at start-up)
+        for start in range(0, weight.shape[0], QUANT_ROWS_PER_BLOCK):
+            rows = slice(start, start + QUANT_ROWS_PER_BLOCK)
+            used = codes[rows].float() * self.scales_bf16[rows].float()[:, None]
+            residual[rows] = (used.double() - weight[rows].double()).norm(dim=1)
+            self.row_norms[rows] = used.norm(dim=1)
         # rounded up a little so float32 storage cannot make the bound smaller than the float64 value
-        self.residual_norms = ((used.double() - weight.double()).norm(dim=1) * (1 + 2.0**-20)).float()
-        self.row_norms = used.norm(dim=1) * (1 + 2.0**-20)
-        del used
+        self.residual_norms = (residual * (1 + 2.0**-20)).float()
+        self.row_norms *= 1 + 2.0**-20
 
     def _scores(self, x: torch.Tensor) -> torch.Tensor:
         xb = x.to(torch.bfloat16)

@@ -26,24 +26,38 @@ ACT_DTYPE = torch.bfloat16
 
 def quantize_int8_rows(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Symmetric int8 per row: (codes int8 [N, K], scales fp32 [N]) with w ~= codes * scales[:, None]."""
-    w = w.detach().float()
-    scales = (w.abs().amax(dim=1) / 127.0).clamp(min=1e-12)
-    codes = torch.round(w / scales[:, None]).clamp(-127, 127).to(torch.int8)
+    w = w.detach()
+    codes = torch.empty(w.shape, dtype=torch.int8, device=w.device)
+    scales = torch.empty(w.shape[0], dtype=torch.float32, device=w.device)
+    # a block of rows at a time: whole-matrix float temporaries of a 262k-row head would be GBs at start-up
+    for start in range(0, w.shape[0], QUANT_ROWS_PER_BLOCK):
+        rows = slice(start, start + QUANT_ROWS_PER_BLOCK)
+        block = w[rows].float()
+        scales[rows] = (block.abs().amax(dim=1) / 127.0).clamp(min=1e-12)
+        codes[rows] = torch.round(block / scales[rows, None]).clamp(-127, 127).to(torch.int8)
     return codes, scales
+
+
+QUANT_ROWS_PER_BLOCK = 16384  # rows quantised per step (16384 x 640 fp32: 42 MB of temporaries)
 
 
 def quantize_int4_groups(w: torch.Tensor, group_size: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Asymmetric int4 per group of `group_size` columns: (nibbles uint8 [N, K/2], scales_and_zeros fp32
     [K/group, N, 2]) with w ~= (code - 8) * scale + zero, code in 0..15 (the kernel's convention)."""
-    w = w.detach().float()
+    w = w.detach()
     n, k = w.shape
-    g = w.reshape(n, k // group_size, group_size)
-    lo, hi = g.amin(dim=-1, keepdim=True), g.amax(dim=-1, keepdim=True)
-    scale = ((hi - lo) / 15.0).clamp(min=1e-12)
-    codes = torch.round((g - lo) / scale).clamp(0, 15).to(torch.uint8).reshape(n, k)
-    zero = lo + 8.0 * scale  # value of code 8: the kernel computes (code - 8) * scale + zero
-    sz = torch.stack([scale.squeeze(-1), zero.squeeze(-1)], dim=-1).transpose(0, 1).contiguous()
-    return pack_nibbles(codes), sz
+    nibbles = torch.empty((n, k // 2), dtype=torch.uint8, device=w.device)
+    sz = torch.empty((k // group_size, n, 2), dtype=torch.float32, device=w.device)
+    for start in range(0, n, QUANT_ROWS_PER_BLOCK):  # in row blocks, as quantize_int8_rows
+        rows = slice(start, start + QUANT_ROWS_PER_BLOCK)
+        g = w[rows].float().reshape(-1, k // group_size, group_size)
+        lo, hi = g.amin(dim=-1, keepdim=True), g.amax(dim=-1, keepdim=True)
+        scale = ((hi - lo) / 15.0).clamp(min=1e-12)
+        codes = torch.round((g - lo) / scale).clamp(0, 15).to(torch.uint8).reshape(-1, k)
+        zero = lo + 8.0 * scale  # value of code 8: the kernel computes (code - 8) * scale + zero
+        nibbles[rows] = pack_nibbles(codes)
+        sz[:, rows] = torch.stack([scale.squeeze(-1), zero.squeeze(-1)], dim=-1).transpose(0, 1)
+    return nibbles, sz
 
 
 def pack_nibbles(codes: torch.Tensor) -> torch.Tensor:
