@@ -7,7 +7,7 @@ import pytest
 from sealion.evaluate.mtbench.prompts import criteria_messages, pairwise_messages
 from sealion.evaluate.mtbench.scoring import (ERROR, LOSE, TIE, WIN, combine_orders, criteria_item_score,
                                               criteria_metrics, model_view, pairwise_metrics, parse_criteria,
-                                              parse_pairwise)
+                                              parse_pairwise, severity_scores)
 
 
 def test_parse_pairwise_needs_exactly_one_label():
@@ -76,3 +76,39 @@ def test_prompts_place_answers_and_reference():
     assert "a2" not in single and "reference" not in single
     crit = criteria_messages(["Q1", "Q2"], ["a1", "a2"], 2, "Is it polite?")[1]["content"]
     assert "[Assistant - to evaluate] a2" in crit and "context only] a1" in crit and "Is it polite?" in crit
+
+
+# SEA-HELM's LindseaJudgeMetric (syntax-criteria), its formula applied by hand: specific criteria weighted
+# high 10 / medium 5 / low 1, generic ones 1, overall = criteria_score x generic_score.
+
+def test_severity_weighted_product_as_seahelm_computes_it():
+    overall, specific, generic = severity_scores(["high", "medium", "low", "generic", "generic"], [1, 0, 1, 1, 0])
+    assert specific == pytest.approx(11 / 16) and generic == pytest.approx(0.5)
+    assert overall == pytest.approx(11 / 32)
+    assert severity_scores(["High", "bogus"], [1, 0])[1] == pytest.approx(10 / 11)  # case-folded; unknown weighs 1
+    assert severity_scores(["high", "low"], [1, 1])[0] == 0.0  # no generic criterion: SEA-HELM's product is 0
+
+
+def test_severity_pairing_follows_seahelm_string_sorted_reply_ids():
+    """Past ten criteria SEA-HELM pairs replies sorted as criteria0, criteria1, criteria10, criteria11, criteria2...
+    with the criteria in row order: criterion 11's "met" lands on criterion 3 (low), criterion 11 (high) gets
+    criterion 9's "unmet"."""
+    severities = ["generic"] + ["low"] * 10 + ["high"]
+    scores = [1.0] + [0.0] * 10 + [1.0]
+    overall, specific, generic = severity_scores(severities, scores)
+    assert generic == 1.0 and specific == pytest.approx(1 / 20) and overall == pytest.approx(0.05)
+
+
+def test_severity_metrics_average_items_and_report_both_factors():
+    def item(category, severities, scores):
+        return {"category": category, "weighting": "severity",
+                "turns": [{"turn": 1, "scores": scores, "severities": severities, "errors": 0}]}
+
+    details = [item("np", ["high", "generic"], [1.0, 1.0]), item("np", ["high", "low", "generic"], [0.0, 1.0, 1.0]),
+               item("vp", ["medium", "generic", "generic"], [1.0, 1.0, 0.0])]
+    m = criteria_metrics(details)
+    # items: 1 x 1 = 1; (1/11) x 1; 1 x 0.5
+    assert m["average_criteria_score"] == pytest.approx(100 * (1 + 1 / 11 + 0.5) / 3)
+    assert m["category:np"] == pytest.approx(100 * (1 + 1 / 11) / 2) and m["category:vp"] == pytest.approx(50.0)
+    assert m["criteria_score"] == pytest.approx(100 * (1 + 1 / 11 + 1) / 3)
+    assert m["generic_score"] == pytest.approx(100 * (1 + 1 + 0.5) / 3)

@@ -109,11 +109,16 @@ def test_criteria_judges_use_the_tree_prompts_and_classes(tree_dir, tmp_path, ke
     names = list(classes)
     multi = isinstance(judge_cfg["judge_prompts"]["criteria_prompt"], dict)
     crit = [[{"keyPointText": "c-first"}, {"keyPointText": "c-second"}], [{"keyPointText": "c-third"}]]
+    severity = key == "syntax-criteria"  # LINDSEA's rows carry severities, and its metric weighs by them
+    if severity:
+        crit[0] = [dict(crit[0][0], severity="high"), dict(crit[0][1], severity="low"),
+                   {"keyPointText": "c-gen", "severity": "generic"}]
     row = {"id": "q1", "prompts": [{"text": "Q one"}] + ([{"text": "Q two"}] if multi else []),
            "criteria": crit if multi else crit[0], "metadata": {"category": "writing"}}
     replies = {"c-first": f"<reflection>x</reflection><classification>{names[-1]}</classification>",
                "c-second": f"<classification>{names[-1]}</classification> then <classification>{names[0]}</classification>",
-               "c-third": f"<classification>{names[-1].lower()}</classification>"}  # lower case: unknown -> 0
+               "c-third": f"<classification>{names[-1].lower()}</classification>",  # lower case: unknown -> 0
+               "c-gen": f"<classification>{names[-1]}</classification>"}
     judge = _ScriptedJudge(lambda text: next(v for k, v in replies.items() if k in text))
     tree = load_tree(str(tree_dir))
     spec = tree.spec(key)
@@ -124,6 +129,8 @@ def test_criteria_judges_use_the_tree_prompts_and_classes(tree_dir, tmp_path, ke
     scores = kind.score(spec, lang, items, outs, _ctx(tmp_path, judge))
     turn1 = (classes[names[-1]] + classes[names[0]]) / 2
     expected = (turn1 + 0.0) / 2 if multi else turn1
+    if severity:  # SEA-HELM: (10 x high + 1 x low) / 11, times the generic criteria's mean
+        expected = (10 * classes[names[-1]] + classes[names[0]]) / 11 * classes[names[-1]]
     assert scores[0].score == pytest.approx(expected)
     # the first call, filled in by hand from the config's templates
     tmpl = judge_cfg["judge_prompts"]["criteria_prompt"]

@@ -139,6 +139,9 @@ def test_seahelm_set_and_groups_resolve_from_the_tree(tree_dir, raw_blocks):
     spec = tree.spec("translation-en-xx")
     assert spec.group == "translations" and spec.metric == "normalized_metricx_wmt24_scores"
     assert not tree.spec("if-eval").base_model  # constants.yaml: skipped for base models
+    # LindseaJudgeMetric's severity weighting; the criteria judge of mt-bench-judge stays a plain mean
+    assert tree.spec("syntax-criteria").options["criteria_weighting"] == "severity"
+    assert "criteria_weighting" not in tree.spec("mt-bench-judge").options
 
 
 def test_run_with_the_tree_writes_seahelm_prompts_and_says_so(tree_dir, tiny_text_dir, tmp_path, raw_blocks):

@@ -257,6 +257,8 @@ class SeahelmTree:
                                         "classifications": judge["classifications"]}
             per_turn = judge["judge_prompts"].get("criteria_prompt")
             options["turns"] = len(per_turn) if isinstance(per_turn, dict) else 1  # turn_1, turn_2: multi-turn
+        if cfg.get("metric_class") == "LindseaJudgeMetric":
+            options["criteria_weighting"] = "severity"  # its severity-weighted criteria x generic product
         label_field = _label_field(cfg)
         if label_field:
             options["label_field"] = label_field

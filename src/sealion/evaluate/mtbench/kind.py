@@ -14,7 +14,7 @@ from ..judge import Judge, JudgeCall, JudgeReply
 from ..tasks import Item, ItemScore, ScoreContext, TaskKind, TaskSpec, TurnOutput, register_kind
 from .prompts import (DEFAULT_CRITERIA_TURN1, DEFAULT_CRITERIA_TURN2, criteria_messages, pairwise_messages,
                       seahelm_criteria_messages)
-from .scoring import (ERROR, POINTS, combine_orders, criteria_item_score, criteria_metrics, model_view,
+from .scoring import (ERROR, POINTS, combine_orders, criteria_metrics, detail_score, model_view,
                       pairwise_metrics, parse_criteria, parse_pairwise, parse_seahelm_criteria)
 
 DEFAULT_REFERENCE_CATEGORIES = ("math", "reasoning", "coding")
@@ -159,6 +159,15 @@ class MTBenchCriteria(_MTBenchBase):
             return [str(x.get("keyPointText", "")) if isinstance(x, dict) else str(x) for x in c]
         return list(DEFAULT_CRITERIA_TURN1 if turn == 1 else DEFAULT_CRITERIA_TURN2)
 
+    def severities(self, item: Item, turn: int) -> list[str]:
+        """Each criterion's `severity` (SEA-HELM's LINDSEA criteria rows carry one; "" where absent)."""
+        c = item.extra.get("criteria") or []
+        if c and all(isinstance(x, list) for x in c):
+            c = c[turn - 1] if len(c) >= turn else []
+        if not c:  # sealion's generic criteria stand in: none has a severity
+            return [""] * len(self.criteria(item, turn))
+        return [str(x.get("severity") or "") if isinstance(x, dict) else "" for x in c]
+
     def score(self, spec: TaskSpec, lang: str, items: list[Item], outputs: list[list[TurnOutput]],
               ctx: ScoreContext) -> list[ItemScore]:
         # --seahelm: the task config's own judge prompts and classes (judge.judge_prompts / .classifications)
@@ -183,15 +192,20 @@ class MTBenchCriteria(_MTBenchBase):
                 "error": reply.error or (None if cls else "no valid <classification> tag"),
                 "judge_tail": _tail(reply.text),
             })
+        severity = spec.options.get("criteria_weighting") == "severity"
         scores = []
         for item, turns in zip(items, per_item):
             turn_details = [{
                 "turn": t, "scores": [r["score"] for r in turns[t]], "errors": sum(1 for r in turns[t] if r["error"]),
                 "criteria": turns[t],
             } for t in sorted(turns)]
-            value = criteria_item_score([d["scores"] for d in turn_details])
-            scores.append(ItemScore(score=value, extracted=[d["scores"] for d in turn_details],
-                                    details={"category": item.metadata.get("category", ""), "turns": turn_details}))
+            details: dict[str, Any] = {"category": item.metadata.get("category", ""), "turns": turn_details}
+            if severity:
+                details["weighting"] = "severity"
+                for d in turn_details:
+                    d["severities"] = self.severities(item, d["turn"])
+            scores.append(ItemScore(score=detail_score(details), extracted=[d["scores"] for d in turn_details],
+                                    details=details))
         return scores
 
     def task_metrics(self, spec: TaskSpec, lang: str, items: list[Item], scores: list[ItemScore]) -> dict[str, float]:

@@ -8,6 +8,10 @@ category's turn verdicts; `weighted_win_rate` = 100 x mean of category win rates
 Criteria (SEA-HELM's `mt-bench-judge`): each criterion gets one of five classes (0, .25, .5, .75, 1; a missing or
 unknown class scores 0); a turn's score is the mean over its criteria, a question's score the mean of its turns;
 `average_criteria_score` = 100 x mean over questions.
+
+Severity-weighted criteria (SEA-HELM's `syntax-criteria`, its LindseaJudgeMetric): each criterion is met (1) or
+unmet (0) and carries a severity; the generic criteria's weighted mean times the other criteria's weighted mean
+(high 10, medium 5, low 1, generic 1) is the item's score, 0 when either group is empty.
 """
 
 from __future__ import annotations
@@ -93,13 +97,58 @@ def criteria_item_score(turn_scores: list[list[float]]) -> float:
     return sum(per_turn) / len(per_turn) if per_turn else 0.0
 
 
+SEVERITY_WEIGHTS = {"high": 10.0, "medium": 5.0, "low": 1.0, "generic": 1.0}
+
+
+def severity_scores(severities: list[str], scores: list[float]) -> tuple[float, float, float]:
+    """(overall, criteria_score, generic_score) of one answer, as SEA-HELM computes them.
+
+    `scores[k]` is the judge's score for criterion k. SEA-HELM sorts the judge replies by their ids `criteria{k}`
+    as strings (criteria0, criteria1, criteria10, criteria2, ...) and pairs them in that order with the criteria
+    in row order, so past ten criteria a reply is weighed with another criterion's severity; done the same here,
+    so the numbers are SEA-HELM's. An unknown severity weighs 1 among the specific criteria."""
+    replies = [scores[k] for k in sorted(range(len(scores)), key=lambda k: f"criteria{k}")]
+    generic = weight_g = specific = weight_s = 0.0
+    for severity, score in zip(severities, replies, strict=True):
+        severity = str(severity or "").lower()
+        if severity == "generic":
+            generic, weight_g = generic + score * SEVERITY_WEIGHTS["generic"], weight_g + SEVERITY_WEIGHTS["generic"]
+        else:
+            w = SEVERITY_WEIGHTS.get(severity, 1.0)
+            specific, weight_s = specific + score * w, weight_s + w
+    generic_score = generic / weight_g if weight_g else 0.0
+    criteria_score = specific / weight_s if weight_s else 0.0
+    return criteria_score * generic_score, criteria_score, generic_score
+
+
+def _weighted(d: dict[str, Any]) -> list[dict[str, Any]]:
+    """The turns of a severity-weighted item whose every turn's criteria name severities, else none: rows without
+    severities (where SEA-HELM's metric would fail) keep the plain mean."""
+    turns = d["turns"] if d.get("weighting") == "severity" else []
+    return turns if turns and all(any(t.get("severities") or []) for t in turns) else []
+
+
+def detail_score(d: dict[str, Any]) -> float:
+    """One item's score from its details: the severity-weighted product, or the mean over criteria and turns."""
+    weighted = _weighted(d)
+    if weighted:
+        per_turn = [severity_scores(t["severities"], t["scores"])[0] for t in weighted]
+        return sum(per_turn) / len(per_turn)
+    return criteria_item_score([t["scores"] for t in d["turns"]])
+
+
 def criteria_metrics(details: list[dict[str, Any]]) -> dict[str, float]:
     """`average_criteria_score` and per-category means (0..100) from per-item details."""
     rows = [d for d in details if d]
     if not rows:
         return {"average_criteria_score": 0.0}
-    scores = [criteria_item_score([t["scores"] for t in d["turns"]]) for d in rows]
+    scores = [detail_score(d) for d in rows]
     out = {"average_criteria_score": 100.0 * sum(scores) / len(scores)}
+    weighted = [t for d in rows for t in _weighted(d)]
+    if weighted:  # SEA-HELM's two factors, averaged over answers
+        parts = [severity_scores(t["severities"], t["scores"]) for t in weighted]
+        out["criteria_score"] = 100.0 * sum(p[1] for p in parts) / len(parts)
+        out["generic_score"] = 100.0 * sum(p[2] for p in parts) / len(parts)
     n_turns = max(len(d["turns"]) for d in rows)
     for t in range(n_turns):
         ts = [sum(d["turns"][t]["scores"]) / len(d["turns"][t]["scores"]) for d in rows
