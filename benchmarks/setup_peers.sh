@@ -11,7 +11,7 @@ TORCH_SPEC=${TORCH_SPEC:-torch==2.13.0}
 PYTHON=${PYTHON:-python3}
 declare -A PKGS=(
   [mergekit]="mergekit==0.1.5"
-  [lmeval]="lm-eval[hf]==0.4.13"
+  [lmeval]="lm-eval[hf,api]==0.4.13"
   [trl]="trl==1.16.0 datasets"
   [tfserve]="transformers[serving] openai"
 )

@@ -178,11 +178,13 @@ def test_sealion_specs_of_the_single_turn_criteria_judges(tmp_path):
 
 @pytest.mark.parametrize("backend", ["in-process", "http"])
 def test_logprob_variant_scores_labels_by_prompt_logprobs(tree_dir, tiny_text_dir, tmp_path, raw_blocks, backend):
-    """`sentiment-logprobs`: each label's continuation log-prob (engine core, prompt_logprobs; or a real `sealion
-    serve` on 127.0.0.1 through vLLM's prompt_logprobs and /tokenize) equals a dense forward pass of the same model
-    over prompt + continuation; the item's score is the gold's renormalised probability, averaged x100
-    (average_cumulative_probabilities)."""
+    """`sentiment-logprobs` as SEA-HELM runs it: the model's own text up to the answer tag, then the gold label after
+    the template's separator; its log-prob (engine core, prompt_logprobs; or a real `sealion serve` on 127.0.0.1
+    through vLLM's prompt_logprobs and /tokenize) equals a dense forward pass over prompt + generated text + label.
+    The item scores exp of it, an answer that never reached the tag is null (0), and
+    average_cumulative_probabilities = 100 x the mean; average_cumulative_logprobs is over non-null items."""
     import math
+    import re
 
     import torch
     from transformers import AutoModelForCausalLM
@@ -192,13 +194,15 @@ def test_logprob_variant_scores_labels_by_prompt_logprobs(tree_dir, tiny_text_di
 
     tree = load_tree(str(tree_dir))
     spec = tree.spec("sentiment-logprobs")
-    assert spec.kind == "logprob-choice" and spec.max_runs == 1
+    assert spec.kind == "logprob-choice" and spec.max_runs == 1 and kind_stops_at_tag(spec)
     kind = get_kind(spec.kind)
     tmpl = raw_blocks["sentiment"]["languages"]["id"]["prompt_template"]
-    labels = ["Positif", "Negatif", "Netral"]
+    sep = re.search(r"\{answer_tag\}(.*)\{label\}", tmpl["answer_template"]).group(1)
     messages = [{"role": "user", "content": "Kalimat: bagus sekali"}]
     items = [Item(id=str(i), prompts=[{"text": "x"}], label=lab, metadata={}, extra={"_prompts": {0: [messages]}})
-             for i, lab in enumerate(["Positif", "Netral"])]
+             for i, lab in enumerate(["Positif", "Netral", "Negatif"])]
+    generated = [f"Sentimennya jelas. {tmpl['answer_tag']}", f"Hmm {tmpl['answer_tag']}", "tanpa tag"]
+    outputs = [[TurnOutput(text=t, answer=t, finish_reason=r)] for t, r in zip(generated, ["stop", "stop", "length"])]
     local = open_engine(str(tiny_text_dir))
     srv = None
     if backend == "http":
@@ -212,27 +216,50 @@ def test_logprob_variant_scores_labels_by_prompt_logprobs(tree_dir, tiny_text_di
         engine = local
     try:
         ctx = ScoreContext(run=0, seed=1, cache_dir=tmp_path, engine_factory=lambda ref: engine)
-        scores = kind.score(spec, "id", items, [[TurnOutput(text="", answer="")]] * 2, ctx)
+        scores = kind.score(spec, "id", items, outputs, ctx)
         prefix = list(prompting.chat_prompt(local.tokenizer, messages).ids)
         model = AutoModelForCausalLM.from_pretrained(str(tiny_text_dir), dtype=torch.float32).eval()
-        ref = {}
-        for lab in labels:
-            cont = tmpl["answer_template"].format(answer_tag=tmpl["answer_tag"], label=lab).strip()
-            ids = local.tokenizer(cont, add_special_tokens=False).input_ids
+        ref = []
+        for text, item in zip(generated[:2], items):
+            response = local.tokenizer(text, add_special_tokens=False).input_ids
+            answer = local.tokenizer(sep + item.label, add_special_tokens=False).input_ids
+            ids = prefix + response + answer
             with torch.no_grad():
-                logp = torch.log_softmax(model(torch.tensor([prefix + ids])).logits[0].float(), -1)
-            ref[lab] = sum(float(logp[len(prefix) + j - 1, t]) for j, t in enumerate(ids))
+                logp = torch.log_softmax(model(torch.tensor([ids])).logits[0].float(), -1)
+            start = len(prefix) + len(response)
+            ref.append(sum(float(logp[start + j - 1, t]) for j, t in enumerate(answer)))
     finally:
         if srv is not None:
             engine.close()
             srv.stop()
         local.close()
-    got = scores[0].details["logprobs"]
-    assert set(got) == set(labels)
-    for lab in labels:
-        assert got[lab] == pytest.approx(ref[lab], abs=2e-3)
-    z = sum(math.exp(v) for v in ref.values())
-    assert scores[0].score == pytest.approx(math.exp(ref["Positif"]) / z, abs=1e-3)
-    assert scores[1].score == pytest.approx(math.exp(ref["Netral"]) / z, abs=1e-3)
+    for got, want in zip(scores[:2], ref):
+        assert got.details["cumulative_logprob"] == pytest.approx(want, abs=2e-3)
+        assert got.score == pytest.approx(math.exp(want), rel=2e-3)
+    assert scores[2].score == 0.0 and scores[2].details["null"]
     m = kind.task_metrics(spec, "id", items, scores)
-    assert m["average_cumulative_probabilities"] == pytest.approx(50 * (scores[0].score + scores[1].score))
+    assert m["average_cumulative_probabilities"] == pytest.approx(100 * (math.exp(ref[0]) + math.exp(ref[1])) / 3,
+                                                                  rel=2e-3)
+    assert m["average_cumulative_logprobs"] == pytest.approx((ref[0] + ref[1]) / 2, abs=2e-3)
+    assert m["null_count"] == 1.0
+
+
+def kind_stops_at_tag(spec) -> bool:
+    return get_kind(spec.kind).stops_at_answer_tag
+
+
+def test_logprob_variant_generates_up_to_the_answer_tag(tree_dir, tmp_path, raw_blocks):
+    """SEA-HELM's first phase: the task's max_tokens, the answer tag as the only stop, kept in the text; the
+    generative task keeps its own stops and drops the matched one."""
+    tree = load_tree(str(tree_dir))
+    runner = _runner(tree_dir, tmp_path)
+    lc = raw_blocks["sentiment"]["languages"]["id"]
+    row = {"id": "r0", "text": "Makanannya enak sekali.", "label": "Positif"}
+    for key, tag_stop in (("sentiment-logprobs", True), ("sentiment", False)):
+        spec = tree.spec(key)
+        kind = get_kind(spec.kind)
+        items = kind.make_items(spec, "id", [dict(row, prompts=[{"text": row["text"]}])])
+        _, req = runner._request(Unit("id", spec, kind, items, [], 1), items[0], 0, [], seed=1)
+        assert req.params.include_stop_str_in_output is tag_stop, key
+        assert (req.params.stop == [lc["prompt_template"]["answer_tag"]]) is tag_stop, key
+        assert req.params.max_new_tokens == lc["max_tokens"]

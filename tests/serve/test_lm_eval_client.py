@@ -1,8 +1,9 @@
 """lm-evaluation-harness, a client this project did not write, drives the server: `local-completions` on a
 loglikelihood task and a generate_until task, `local-chat-completions` on a chat task.
 
-lm_eval runs as a subprocess: the interpreter in $SEALION_LM_EVAL_PYTHON (a venv with `lm-eval==0.4.*`), else this
-one when it can import lm_eval; otherwise the test is skipped. Its per-sample logs are compared with log_softmax of
+lm_eval runs as a subprocess: the interpreter in $SEALION_LM_EVAL_PYTHON (a venv with `lm-eval==0.4.*`), else the
+peer venv `benchmarks/setup_peers.sh lmeval` makes (.venvs/lmeval), else this one when it can import lm_eval;
+otherwise the test is skipped. Its per-sample logs are compared with log_softmax of
 the transformers model's logits and with greedy decoding of the model itself.
 """
 
@@ -24,6 +25,9 @@ def _lm_eval_python() -> str:
     python = os.environ.get("SEALION_LM_EVAL_PYTHON")
     if python:
         return python
+    peer = Path(__file__).resolve().parents[2] / ".venvs" / "lmeval" / "bin" / "python"
+    if (peer.parent.parent / ".installed").is_file():  # benchmarks/setup_peers.sh lmeval made it
+        return str(peer)
     try:
         import lm_eval  # noqa: F401
     except ImportError:

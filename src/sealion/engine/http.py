@@ -55,6 +55,8 @@ def _sampling_body(p: SamplingParams) -> tuple[dict[str, Any], dict[str, Any]]:
         body["stop"] = list(p.stop)
     if p.stop_token_ids:
         extra["stop_token_ids"] = list(p.stop_token_ids)
+    if p.include_stop_str_in_output:
+        extra["include_stop_str_in_output"] = True  # vLLM's extension (sealion serve has it too)
     return body, extra
 
 

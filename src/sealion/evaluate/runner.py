@@ -381,9 +381,14 @@ class Runner:
         """-> (payload for hashing/logging, engine request). Chat for instruct models, completion for base."""
         from ..engine.types import ChatRequest, CompletionRequest, SamplingParams
 
-        stop = (self.tree.fewshot_stop() if self.tree is not None and self.base_model
-                else list(u.kind.stop(u.spec, u.lang, bool(self.base_model))))
-        params = SamplingParams(max_new_tokens=self._max_tokens(u), seed=seed, stop=stop, **self.sampling)
+        if u.kind.stops_at_answer_tag:
+            stop = [u.spec.lang(u.lang).prompt.answer_tag or ""]
+        elif self.tree is not None and self.base_model:
+            stop = self.tree.fewshot_stop()
+        else:
+            stop = list(u.kind.stop(u.spec, u.lang, bool(self.base_model)))
+        params = SamplingParams(max_new_tokens=self._max_tokens(u), seed=seed, stop=[x for x in stop if x],
+                                include_stop_str_in_output=u.kind.stops_at_answer_tag, **self.sampling)
         sampling = {k: v for k, v in self.sampling.items() if k != "temperature"}
         if self.tree is not None:
             return self._tree_request(u, item, turn, history, seed, params, sampling)
@@ -453,6 +458,8 @@ class Runner:
                 if self.base_model and turn > 0:
                     continue
                 payload, req = self._request(u, item, turn, outputs[i], seed)
+                if req.params.include_stop_str_in_output:  # the text differs, so the cached answer must too
+                    payload["include_stop_str_in_output"] = True
                 key = prompt_hash(payload)
                 prompts[i].append(payload.get("prompt", payload.get("messages")))
                 if key in cache:

@@ -298,6 +298,9 @@ class TaskKind:
     def stop(self, spec: TaskSpec, lang: str, base_model: bool) -> list[str]:
         return ["\n\n"] if base_model else []
 
+    # SEA-HELM's log-prob variants generate up to the answer tag (their only stop, kept in the text), then score
+    stops_at_answer_tag = False
+
     # 3. scoring -----------------------------------------------------------------------------------------
     def score(self, spec: TaskSpec, lang: str, items: list[Item], outputs: list[list[TurnOutput]],
               ctx: ScoreContext) -> list[ItemScore]:

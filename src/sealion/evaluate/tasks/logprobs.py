@@ -1,29 +1,36 @@
-"""SEA-HELM's `-logprobs` task variants (`seahelm_logprobs` set): instead of generating an answer, the model's
-prompt log-probabilities score every label. For each item and each label, the continuation the answer template
-gives (`{answer_tag} {label}`) is appended to the item's prompt (the chat prompt with its generation prompt, or the
-base-model prompt) and its log-probability read through the engine core (`SamplingParams(prompt_logprobs=0,
-max_new_tokens=0)`), or over HTTP from a server with vLLM's `prompt_logprobs` and `/tokenize`. The labels' probabilities are renormalised over the label set; an item scores the gold's
-probability (`average_cumulative_probabilities` = 100 x the mean), and the most probable label is its extracted
-answer (`normalized_accuracy` as for the generative task).
+"""SEA-HELM's `-logprobs` task variants (`seahelm_logprobs` set), as SEA-HELM's LogprobsInferenceStrategy and
+LogProbMetric run them (read in SEA-HELM 6844e6c, `src/inference_strategy/logprobs_inference_strategy.py`,
+`src/metrics/logprob_metric.py`):
 
-The runner still makes one cheap generation pass (1 token) so the item's prompt is recorded like any task's.
+1. the model generates up to the answer tag, the tag being the only stop and kept in the text; an answer that did
+   not stop (ran out of `max_tokens`) is null;
+2. the gold label, after the answer template's separator (the text between `{answer_tag}` and `{label}`, else the
+   template's `answer_tag_separator`, else a space), is appended to the prompt's ids and the generated text's, and
+   the log-probabilities of its tokens are summed: the engine core's prompt log-probs in-process, or over HTTP from a
+   server with vLLM's `prompt_logprobs` and `/tokenize`. This is SEA-HELM's token path (vLLM offline: prompt tokens
+   + response tokens + the answer's tokens).
+
+Metrics: `average_cumulative_probabilities` = the mean over items of 100 x exp(sum), a null counting 0;
+`average_cumulative_logprobs` = the mean of the sums over non-null items (0 when fewer than two); `null_count`.
 """
 
 from __future__ import annotations
 
 import math
+import re
 
 from ...errors import ConfigError, SealionError
-from ..extraction import gold_labels
-from ..metrics import normalized_accuracy
 from . import ItemScore, TaskKind, register_kind
 
 
-def continuation(spec, lang: str, label: str) -> str:
+def separator(spec, lang: str) -> str:
+    """What SEA-HELM puts between the answer tag and the label: from the answer template, else the template's
+    `answer_tag_separator`, else a space."""
     ls = spec.lang(lang)
-    tmpl = (ls.extra.get("seahelm_prompt") or {}).get("answer_template") or ls.prompt.answer_template
-    fields = {"answer_tag": ls.prompt.answer_tag or "", "label": label, spec.options.get("label_field") or "label": label}
-    return tmpl.format(**fields).strip()
+    tree = ls.extra.get("seahelm_prompt") or {}
+    tmpl = tree.get("answer_template") or ls.prompt.answer_template
+    found = re.search(r"(?<=\{answer_tag\})(.*)(?=\{label\})", tmpl or "")
+    return found.group(1) if found else str(tree.get("answer_tag_separator", " "))
 
 
 def prefix_ids(engine, prompt) -> list[int]:
@@ -34,18 +41,19 @@ def prefix_ids(engine, prompt) -> list[int]:
     return engine.chat_prompt_ids(prompt)
 
 
-def label_logprobs(engine, prefix: list[int], conts: list[str]) -> list[float]:
-    """Sum of the prompt log-probs of each continuation's tokens after `prefix` (one batch of scoring requests)."""
+def continuation_logprobs(engine, pairs: list[tuple[list[int], str]]) -> list[float]:
+    """For each (prefix ids, continuation text): the sum of the prompt log-probs of the continuation's tokens after
+    the prefix. One batch of scoring requests (no tokens generated)."""
     from ...engine.types import CompletionRequest, SamplingParams
 
     reqs, lens = [], []
-    for c in conts:
-        ids = engine.encode_text(c)
+    for prefix, cont in pairs:
+        ids = engine.encode_text(cont)
         lens.append(len(ids))
-        reqs.append(CompletionRequest(prompt="", prompt_ids=prefix + list(ids),
+        reqs.append(CompletionRequest(prompt="", prompt_ids=list(prefix) + list(ids),
                                       params=SamplingParams(max_new_tokens=0, prompt_logprobs=0)))
     out = []
-    for comp, n in zip(engine.complete(reqs), lens):
+    for comp, n in zip(engine.complete(reqs) if reqs else [], lens):
         if comp.error:
             raise SealionError(f"log-prob scoring failed: {comp.error}")
         rows = (comp.prompt_logprobs or [])[-n:] if n else []
@@ -57,35 +65,40 @@ def label_logprobs(engine, prefix: list[int], conts: list[str]) -> list[float]:
 class LogprobChoiceKind(TaskKind):
     name = "logprob-choice"
     graded_scores = True  # item scores are probabilities: the aggregate averages them (no balanced accuracy)
-
-    def max_tokens(self, spec, lang):
-        return 1
+    stops_at_answer_tag = True
 
     def score(self, spec, lang, items, outputs, ctx):
         engine = ctx.engine("self")
         if not all(hasattr(engine, m) for m in ("encode", "encode_text", "chat_prompt_ids")):
             raise ConfigError(f"{spec.name}: log-prob tasks need prompt log-probs: an in-process model or an "
                               "endpoint with vLLM's prompt_logprobs and /tokenize (vLLM, sealion serve)")
-        # every label the prompt offers (sealion's spec of the generative task), else the gold labels seen
-        labels = list(spec.lang(lang).labels) or gold_labels([it.label for it in items], [])
-        conts = [continuation(spec, lang, lab) for lab in labels]
-        out = []
-        for item in items:
+        sep = separator(spec, lang)
+        pairs, scored = [], []  # one scoring batch for the items that reached the answer tag
+        for i, (item, turns) in enumerate(zip(items, outputs)):
             prompt = (item.extra.get("_prompts") or {}).get(ctx.run, [None])[0]
             if prompt is None:
                 raise ConfigError(f"{spec.name} [{lang}] item {item.id}: no recorded prompt to score")
-            lps = label_logprobs(engine, prefix_ids(engine, prompt), conts)
-            top = max(lps)
-            ps = [math.exp(x - top) for x in lps]
-            total = sum(ps)
-            probs = {lab: p / total for lab, p in zip(labels, ps)}
-            best = max(probs, key=probs.get)
-            out.append(ItemScore(score=probs.get(str(item.label), 0.0), extracted=best,
-                                 details={"probabilities": probs, "logprobs": dict(zip(labels, lps))}))
+            reply = turns[0] if turns else None
+            if reply is None or reply.finish_reason != "stop":  # never reached the answer tag: SEA-HELM's null
+                continue
+            gold = item.label[0] if isinstance(item.label, list) else item.label
+            pairs.append((prefix_ids(engine, prompt) + list(engine.encode_text(reply.text)), sep + str(gold)))
+            scored.append(i)
+        lps = dict(zip(scored, continuation_logprobs(engine, pairs)))
+        out = []
+        for i, item in enumerate(items):
+            if i not in lps:
+                out.append(ItemScore(score=0.0, extracted=None, details={"null": True}))
+                continue
+            gold = item.label[0] if isinstance(item.label, list) else item.label
+            out.append(ItemScore(score=math.exp(lps[i]), extracted=str(gold),
+                                 details={"null": False, "cumulative_logprob": lps[i], "continuation": sep + str(gold)}))
         return out
 
     def task_metrics(self, spec, lang, items, scores):
-        golds = [str(it.label) for it in items]
-        preds = [str(s.extracted) for s in scores]
-        return {spec.metric: 100.0 * sum(s.score or 0.0 for s in scores) / max(len(scores), 1),
-                "normalized_accuracy": normalized_accuracy(golds, preds, spec.chance)}
+        probs = [100.0 * (s.score or 0.0) for s in scores]
+        lps = [s.details["cumulative_logprob"] for s in scores if s.details.get("cumulative_logprob") is not None]
+        mean_p = sum(probs) / len(probs) if probs else 0.0
+        return {spec.metric: mean_p, "average_cumulative_probabilities": mean_p,
+                "average_cumulative_logprobs": sum(lps) / len(lps) if len(lps) > 1 else 0.0,
+                "null_count": float(sum(1 for s in scores if s.details.get("null")))}
