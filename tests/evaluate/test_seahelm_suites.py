@@ -263,3 +263,39 @@ def test_logprob_variant_generates_up_to_the_answer_tag(tree_dir, tmp_path, raw_
         assert req.params.include_stop_str_in_output is tag_stop, key
         assert (req.params.stop == [lc["prompt_template"]["answer_tag"]]) is tag_stop, key
         assert req.params.max_new_tokens == lc["max_tokens"]
+    # a base model's first phase stops at the tag too (then continue_past_answer_tag goes on)
+    runner.base_model = True
+    spec = tree.spec("sentiment")
+    kind = get_kind(spec.kind)
+    items = kind.make_items(spec, "id", [dict(row, prompts=[{"text": row["text"]}])])
+    _, req = runner._request(Unit("id", spec, kind, items, [], 1), items[0], 0, [], seed=1)
+    assert req.params.stop == [lc["prompt_template"]["answer_tag"]] and req.params.include_stop_str_in_output
+
+
+def test_base_model_two_phase_decoding_continues_after_the_answer_tag(tiny_text_dir):
+    """SEA-HELM's BaseModelInferenceStrategy: stop at the answer tag (kept), then continue from prompt + generated
+    ids with the few-shot stops and the rest of max_tokens. Greedy, the joined answer is the one-pass greedy answer
+    (the same tokens, computed in two requests); an answer that never reaches the tag is left as it is."""
+    from sealion.engine import CompletionRequest, SamplingParams, open_engine
+    from sealion.evaluate.runner import continue_past_answer_tag
+
+    engine = open_engine(str(tiny_text_dir))
+    try:
+        prompt = "Pertanyaan: satu dua tiga"
+        one = engine.complete([CompletionRequest(prompt, SamplingParams(max_new_tokens=12, temperature=0.0,
+                                                                         stop=["\n\n"]))])[0]
+        assert one.completion_tokens >= 6
+        tag = engine.tokenizer.decode(one.token_ids[:3])
+        assert one.text.startswith(tag)
+        first = SamplingParams(max_new_tokens=12, temperature=0.0, stop=[tag], include_stop_str_in_output=True)
+        never = SamplingParams(max_new_tokens=5, temperature=0.0, stop=["\u00a7never\u00a7"],
+                               include_stop_str_in_output=True)
+        reqs = [CompletionRequest(prompt, first), CompletionRequest(prompt, never)]
+        phase1 = engine.complete(reqs)
+        assert phase1[0].text == tag and phase1[0].finish_reason == "stop"
+        joined = continue_past_answer_tag(engine, reqs, phase1, ["\n\n"])
+    finally:
+        engine.close()
+    assert joined[0].text == one.text and joined[0].token_ids == one.token_ids
+    assert joined[0].completion_tokens == one.completion_tokens and joined[0].finish_reason == one.finish_reason
+    assert joined[1] == phase1[1] and joined[1].finish_reason == "length"

@@ -101,7 +101,10 @@ def test_prompts_byte_equal_for_every_seahelm_task_and_language(tree_dir, tmp_pa
         if n_shots:
             payload, req = base._request(unit, unit.items[0], 0, [], seed=1)
             assert payload["prompt"] == _base_layout(_expected(tmpl, row, examples[:n_shots])), (key, lang)
-            assert req.params.stop == ["\n\n"]
+            # SEA-HELM's base-model first phase stops at the answer tag (kept); the few-shot stop comes in phase 2
+            tag = tmpl.get("answer_tag")
+            assert req.params.stop == ([tag] if tag else ["\n\n"]), (key, lang)
+            assert req.params.include_stop_str_in_output is bool(tag)
         checked += 1
     assert checked == len(pairs)
 

@@ -381,14 +381,15 @@ class Runner:
         """-> (payload for hashing/logging, engine request). Chat for instruct models, completion for base."""
         from ..engine.types import ChatRequest, CompletionRequest, SamplingParams
 
-        if u.kind.stops_at_answer_tag:
+        to_tag = u.kind.stops_at_answer_tag or self._two_phase(u)
+        if to_tag:
             stop = [u.spec.lang(u.lang).prompt.answer_tag or ""]
         elif self.tree is not None and self.base_model:
             stop = self.tree.fewshot_stop()
         else:
             stop = list(u.kind.stop(u.spec, u.lang, bool(self.base_model)))
         params = SamplingParams(max_new_tokens=self._max_tokens(u), seed=seed, stop=[x for x in stop if x],
-                                include_stop_str_in_output=u.kind.stops_at_answer_tag, **self.sampling)
+                                include_stop_str_in_output=to_tag, **self.sampling)
         sampling = {k: v for k, v in self.sampling.items() if k != "temperature"}
         if self.tree is not None:
             return self._tree_request(u, item, turn, history, seed, params, sampling)
@@ -430,6 +431,12 @@ class Runner:
                    "seed": None if self.greedy else seed, "think": self.cfg.think, "temperature": params.temperature,
                    **sampling}
         return payload, ChatRequest(messages=messages, params=params, enable_thinking=self.cfg.think, id=item.id)
+
+    def _two_phase(self, u: Unit) -> bool:
+        """SEA-HELM's base-model decoding (its BaseModelInferenceStrategy): with a tree, a base model first
+        generates up to the answer tag, then continues from there with the few-shot stops."""
+        return (self.tree is not None and bool(self.base_model) and not u.kind.stops_at_answer_tag
+                and bool(u.spec.lang(u.lang).prompt.answer_tag))
 
     # ----------------------------------------------------------------------------------------- generation
     def _cache_path(self, run: int, u: Unit, turn: int) -> Path:
@@ -478,6 +485,9 @@ class Runner:
                     for c in range(0, len(todo), chunk):
                         part = todo[c:c + chunk]
                         comps = self._generate([p[3] for p in part], chat, lambda n: bar.update(n))
+                        if self._two_phase(u):
+                            comps = continue_past_answer_tag(self._open_engine(), [p[3] for p in part], comps,
+                                                             self.tree.fewshot_stop())
                         rows = []
                         for (i, key, payload, _), comp in zip(part, comps):
                             row = _row_from_completion(key, comp)
@@ -682,6 +692,36 @@ def read_cache(path: Path) -> dict[str, dict]:
     if bad:
         sio.write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in good))
     return {r["key"]: r for r in good}
+
+
+def continue_past_answer_tag(engine, reqs: list, comps: list, stops: list[str]) -> list:
+    """SEA-HELM's second base-model phase: every completion that stopped at the answer tag (kept in its text)
+    continues from the prompt's ids and its own with the few-shot `stops` and what is left of `max_tokens`; the
+    answer is the two texts joined. Completions that ran out of tokens, or that a stop id (EOS) ended, stay as
+    they are."""
+    import dataclasses
+
+    from ..engine.types import CompletionRequest
+
+    follow, where = [], []
+    for k, (req, comp) in enumerate(zip(reqs, comps)):
+        left = req.params.max_new_tokens - comp.completion_tokens
+        if comp.finish_reason != "stop" or comp.stop_token_id is not None or left <= 0:
+            continue
+        generated = comp.token_ids if comp.token_ids is not None else engine.encode_text(comp.text)
+        ids = (list(req.prompt_ids) if req.prompt_ids else engine.encode(req.prompt)) + list(generated)
+        params = dataclasses.replace(req.params, max_new_tokens=left, stop=list(stops),
+                                     include_stop_str_in_output=False)
+        follow.append(CompletionRequest(prompt="", prompt_ids=ids, params=params, id=req.id))
+        where.append(k)
+    out = list(comps)
+    for k, more in zip(where, engine.complete(follow) if follow else []):
+        first = comps[k]
+        out[k] = dataclasses.replace(
+            first, text=first.text + more.text, finish_reason=more.finish_reason, error=more.error,
+            completion_tokens=first.completion_tokens + more.completion_tokens,
+            token_ids=(first.token_ids + more.token_ids) if first.token_ids is not None and more.token_ids else None)
+    return out
 
 
 def _row_from_completion(key: str, comp: Any) -> dict:
