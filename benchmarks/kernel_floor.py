@@ -3,9 +3,9 @@
 Loads the demo model through sealion's loader at fp32, bf16, int8 and int4 (the same modules the engine runs),
 and times one pass over every linear layer in model order, each fed one random activation row of its input width
 (best of N passes; a pass streams every weight from memory, as a decode step does), plus the LM head as greedy
-decoding runs it (the engine's screen where it chooses one, e.g. the int8 screen at batch 1). That is what one decoded token costs in matrix kernels with every other operation
-(attention, norms, rotary, sampling, Python) at zero, so `1 / floor` is an upper bound on the engine's decode
-tok/s with these kernels. Compare it with llama.cpp's measured whole-step rate (bench_ondevice.py): where the
+decoding runs it (the engine's screen where it chooses one, e.g. the int8 screen at batch 1). That is what one
+decoded token costs in matrix kernels with every other operation (attention, norms, rotary, sampling, Python) at
+zero, so `1 / floor` is an upper bound on the engine's decode tok/s with these kernels. Compare it with llama.cpp's measured whole-step rate (bench_ondevice.py): where the
 floor is already slower, no scheduling or graph capture on top of these kernels can reach llama.cpp.
 
     HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/kernel_floor.py [--repeats 20] [--json out.json]
@@ -36,9 +36,8 @@ def best_time(fn, repeats: int) -> float:
 
 
 def in_width(module: torch.nn.Module) -> int:
-    for name in ("in_features", "in_dim"):
-        if hasattr(module, name):
-            return int(getattr(module, name))
+    if hasattr(module, "in_features"):  # nn.Linear and sealion's quantised linears
+        return int(module.in_features)
     weight = getattr(module, "weight", None)
     if isinstance(weight, torch.Tensor) and weight.dim() == 2:
         return int(weight.shape[1])

@@ -122,7 +122,7 @@ class Int8ScreenedHead(ScreenedHead):
     Rows whose interval [y_j - eps_j, y_j + eps_j] reaches the highest lower end are rescored in fp32."""
 
     def __init__(self, head: torch.nn.Linear):
-        from ..quant.modules import QUANT_ROWS_PER_BLOCK, quantize_int8_rows
+        from ..quant.modules import quantize_int8_rows, row_blocks
 
         self._init_common(head)
         weight = self.weight
@@ -131,9 +131,7 @@ class Int8ScreenedHead(ScreenedHead):
         self.scales_bf16 = scales.to(torch.bfloat16)
         residual = torch.empty(weight.shape[0], dtype=torch.float64)
         self.row_norms = torch.empty(weight.shape[0], dtype=torch.float32)
-        # a block of rows at a time, so the float64 temporaries stay small (whole-head ones were GBs at start-up)
-        for start in range(0, weight.shape[0], QUANT_ROWS_PER_BLOCK):
-            rows = slice(start, start + QUANT_ROWS_PER_BLOCK)
+        for rows in row_blocks(weight.shape[0]):  # small float64 temporaries, a block of rows at a time
             used = codes[rows].float() * self.scales_bf16[rows].float()[:, None]
             residual[rows] = (used.double() - weight[rows].double()).norm(dim=1)
             self.row_norms[rows] = used.norm(dim=1)

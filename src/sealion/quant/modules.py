@@ -29,9 +29,7 @@ def quantize_int8_rows(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     w = w.detach()
     codes = torch.empty(w.shape, dtype=torch.int8, device=w.device)
     scales = torch.empty(w.shape[0], dtype=torch.float32, device=w.device)
-    # a block of rows at a time: whole-matrix float temporaries of a 262k-row head would be GBs at start-up
-    for start in range(0, w.shape[0], QUANT_ROWS_PER_BLOCK):
-        rows = slice(start, start + QUANT_ROWS_PER_BLOCK)
+    for rows in row_blocks(w.shape[0]):
         block = w[rows].float()
         scales[rows] = (block.abs().amax(dim=1) / 127.0).clamp(min=1e-12)
         codes[rows] = torch.round(block / scales[rows, None]).clamp(-127, 127).to(torch.int8)
@@ -41,6 +39,13 @@ def quantize_int8_rows(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 QUANT_ROWS_PER_BLOCK = 16384  # rows quantised per step (16384 x 640 fp32: 42 MB of temporaries)
 
 
+def row_blocks(n: int):
+    """Slices of at most QUANT_ROWS_PER_BLOCK rows covering n rows: quantisation works a block at a time, since
+    whole-matrix float temporaries of a 262k-row head would be GBs at start-up."""
+    for start in range(0, n, QUANT_ROWS_PER_BLOCK):
+        yield slice(start, start + QUANT_ROWS_PER_BLOCK)
+
+
 def quantize_int4_groups(w: torch.Tensor, group_size: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Asymmetric int4 per group of `group_size` columns: (nibbles uint8 [N, K/2], scales_and_zeros fp32
     [K/group, N, 2]) with w ~= (code - 8) * scale + zero, code in 0..15 (the kernel's convention)."""
@@ -48,8 +53,7 @@ def quantize_int4_groups(w: torch.Tensor, group_size: int) -> tuple[torch.Tensor
     n, k = w.shape
     nibbles = torch.empty((n, k // 2), dtype=torch.uint8, device=w.device)
     sz = torch.empty((k // group_size, n, 2), dtype=torch.float32, device=w.device)
-    for start in range(0, n, QUANT_ROWS_PER_BLOCK):  # in row blocks, as quantize_int8_rows
-        rows = slice(start, start + QUANT_ROWS_PER_BLOCK)
+    for rows in row_blocks(n):
         g = w[rows].float().reshape(-1, k // group_size, group_size)
         lo, hi = g.amin(dim=-1, keepdim=True), g.amax(dim=-1, keepdim=True)
         scale = ((hi - lo) / 15.0).clamp(min=1e-12)

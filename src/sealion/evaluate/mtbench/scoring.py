@@ -111,10 +111,10 @@ def severity_scores(severities: list[str], scores: list[float]) -> tuple[float, 
     generic = weight_g = specific = weight_s = 0.0
     for severity, score in zip(severities, replies, strict=True):
         severity = str(severity or "").lower()
+        w = SEVERITY_WEIGHTS.get(severity, 1.0)
         if severity == "generic":
-            generic, weight_g = generic + score * SEVERITY_WEIGHTS["generic"], weight_g + SEVERITY_WEIGHTS["generic"]
+            generic, weight_g = generic + score * w, weight_g + w
         else:
-            w = SEVERITY_WEIGHTS.get(severity, 1.0)
             specific, weight_s = specific + score * w, weight_s + w
     generic_score = generic / weight_g if weight_g else 0.0
     criteria_score = specific / weight_s if weight_s else 0.0

@@ -73,6 +73,7 @@ class LogprobChoiceKind(TaskKind):
             raise ConfigError(f"{spec.name}: log-prob tasks need prompt log-probs: an in-process model or an "
                               "endpoint with vLLM's prompt_logprobs and /tokenize (vLLM, sealion serve)")
         sep = separator(spec, lang)
+        golds = [str(it.label[0] if isinstance(it.label, list) else it.label) for it in items]
         pairs, scored = [], []  # one scoring batch for the items that reached the answer tag
         for i, (item, turns) in enumerate(zip(items, outputs)):
             prompt = (item.extra.get("_prompts") or {}).get(ctx.run, [None])[0]
@@ -81,19 +82,13 @@ class LogprobChoiceKind(TaskKind):
             reply = turns[0] if turns else None
             if reply is None or reply.finish_reason != "stop":  # never reached the answer tag: SEA-HELM's null
                 continue
-            gold = item.label[0] if isinstance(item.label, list) else item.label
-            pairs.append((prefix_ids(engine, prompt) + list(engine.encode_text(reply.text)), sep + str(gold)))
+            pairs.append((prefix_ids(engine, prompt) + list(engine.encode_text(reply.text)), sep + golds[i]))
             scored.append(i)
         lps = dict(zip(scored, continuation_logprobs(engine, pairs)))
-        out = []
-        for i, item in enumerate(items):
-            if i not in lps:
-                out.append(ItemScore(score=0.0, extracted=None, details={"null": True}))
-                continue
-            gold = item.label[0] if isinstance(item.label, list) else item.label
-            out.append(ItemScore(score=math.exp(lps[i]), extracted=str(gold),
-                                 details={"null": False, "cumulative_logprob": lps[i], "continuation": sep + str(gold)}))
-        return out
+        return [ItemScore(score=math.exp(lps[i]), extracted=gold,
+                          details={"null": False, "cumulative_logprob": lps[i], "continuation": sep + gold})
+                if i in lps else ItemScore(score=0.0, extracted=None, details={"null": True})
+                for i, gold in enumerate(golds)]
 
     def task_metrics(self, spec, lang, items, scores):
         probs = [100.0 * (s.score or 0.0) for s in scores]
