@@ -7,7 +7,9 @@ re-implemented here only to measure its fidelity on the same rows). Fidelity = K
 
 Part 2, training (peers.md row 3 settings): teacher = demo (18 layers), student = its layers 0,3,6,9,12,17;
 batch 2 x 256 tokens (BOS + 255 tokens of Indonesian Belebele passages, first 16 = prompt), JSD beta 0.5, lr 1e-5,
-fp32, 20 steps, tokens/s over steps 4-20, peak RSS of each run's own process. Runs: sealion dense (teacher in the
+fp32, 20 steps, tokens/s over steps 4-20, peak RSS of each run's own process. `--repeats N` runs every run N
+times, alternating ours and TRL's so a machine's slow spell falls on both, and compares medians; `--runs` picks
+which (e.g. `--runs sealion-dense,trl-gkd` for comparison (a) alone). Runs: sealion dense (teacher in the
 loop, JSD over every id: TRL's objective, comparison (a)), sealion online (top-k 256 + tail), sealion offline (from
 a k=64 capture; comparison (b) adds the capture's teacher passes per trained token), TRL GKDTrainer (lmbda=0,
 teacher online, dense JSD) from .venvs/trl. Heavy (TRL peaks at ~13 GB): run under the shared lock:
@@ -296,6 +298,18 @@ def run_child(python: str, name: str, teacher: Path, student: Path, data: Path, 
     return res
 
 
+RUNS = ("sealion-dense", "sealion-online", "sealion-offline", "trl-gkd")
+
+
+def _median_run(trials: list[dict]) -> dict:
+    """The median of each figure over a run's repeats, and the repeats themselves; an error if any repeat failed."""
+    ok = [t for t in trials if "error" not in t]
+    if len(ok) < len(trials):
+        return next(t for t in trials if "error" in t)
+    keys = [k for k in ok[0] if isinstance(ok[0][k], (int, float))]
+    return {**{k: float(np.median([t[k] for t in ok])) for k in keys}, "repeats": ok}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--part", choices=["codec", "train", "all", "data"], default="all",
@@ -305,6 +319,8 @@ def main() -> None:
     ap.add_argument("--codec-seqs", type=int, default=12, help="sequences of 256 tokens scored for the codec part")
     ap.add_argument("--trl-python", default=str(REPO / ".venvs/trl/bin/python"))
     ap.add_argument("--skip-trl", action="store_true")
+    ap.add_argument("--runs", default=",".join(RUNS), help=f"comma-separated subset of {','.join(RUNS)}")
+    ap.add_argument("--repeats", type=int, default=1, help="each run this many times, alternating; medians compared")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--teacher", help=argparse.SUPPRESS)
     ap.add_argument("--student", help=argparse.SUPPRESS)
@@ -345,25 +361,31 @@ def main() -> None:
                       f"smaller; dense bf16 is {c['dense_bf16_B'] / best['bytes_per_position']:.0f}x larger")
     if args.part in ("train", "all"):
         student, data = prepare_training(demo, args.steps)
-        runs = {}
-        for name in ("sealion-dense", "sealion-online", "sealion-offline"):
-            runs[name] = run_child(sys.executable, name, demo, student, data, args.steps)
-            print(name, json.dumps(runs[name]))
-        if not args.skip_trl:
-            runs["trl-gkd"] = run_child(args.trl_python, "trl", demo, student, data, args.steps)
-            print("trl-gkd", json.dumps(runs["trl-gkd"]))
+        names = [n for n in args.runs.split(",") if n and not (args.skip_trl and n == "trl-gkd")]
+        unknown = sorted(set(names) - set(RUNS))
+        if unknown:
+            raise SystemExit(f"--runs: unknown run(s) {', '.join(unknown)} (known: {', '.join(RUNS)})")
+        trials: dict[str, list[dict]] = {n: [] for n in names}
+        for rep in range(args.repeats):
+            order = names if rep % 2 == 0 else names[::-1]  # alternate: a slow spell falls on both sides
+            for name in order:
+                python, child = (args.trl_python, "trl") if name == "trl-gkd" else (sys.executable, name)
+                trials[name].append(run_child(python, child, demo, student, data, args.steps))
+                print(name, f"repeat {rep + 1}/{args.repeats}", json.dumps(trials[name][-1]), flush=True)
+        runs = {n: _median_run(t) for n, t in trials.items()}
         report["train"] = runs
         t = runs.get("trl-gkd", {})
         if "tokens_per_s" in t:
             print("\n(a) same objective as TRL (dense JSD beta 0.5, teacher online): sealion-dense; the others are "
                   "sealion's own objective (top-k + tail)")
+            print(f"medians of {args.repeats} repeat(s), alternating")
             for name in ("sealion-dense", "sealion-online", "sealion-offline"):
-                r = runs[name]
+                r = runs.get(name, {})
                 if "tokens_per_s" in r:
                     print(f"{name}: {r['tokens_per_s']:.1f} tok/s vs TRL {t['tokens_per_s']:.1f} -> "
                           f"{r['tokens_per_s'] / t['tokens_per_s']:.2f}x; peak RSS {r['peak_rss_mb']:.0f} MiB vs "
                           f"{t['peak_rss_mb']:.0f} MiB ({r['peak_rss_mb'] / t['peak_rss_mb']:.2f}x)")
-            r = runs["sealion-offline"]
+            r = runs.get("sealion-offline", {})
             if "tokens_per_s_with_capture" in r:
                 print(f"(b) capture + offline training, per trained token: {r['tokens_per_s_with_capture']:.1f} tok/s "
                       f"(capture {r['capture_s']:.1f} s for {args.steps * BATCH * SEQ} tokens) vs TRL "

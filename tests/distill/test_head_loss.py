@@ -140,3 +140,65 @@ def test_dense_teacher_in_float32_on_a_large_vocabulary_is_finite_and_exact():
     m = 0.5 * (p + q)
     ref = 0.5 * (p * (p / m).log()).sum(-1) + 0.5 * (q * (q / m).log()).sum(-1)
     assert torch.isfinite(gw).all() and torch.allclose(kd.double(), ref.detach(), rtol=1e-3, atol=1e-6)
+
+
+def _dense_reference(hidden, weight, bias, teacher_w, targets, div, beta, T, softcap, ce_coef, kd_coef):
+    """The dense objective from its definition: full softmaxes, autograd does the rest."""
+    p = torch.softmax(project_logits(hidden.detach(), teacher_w, None, softcap) / T, dim=-1)
+    z = project_logits(hidden, weight, bias, softcap)
+    logq = torch.log_softmax(z / T, dim=-1)
+    q = logq.exp()
+    if div == "fkl" or (div == "jsd" and beta == 0.0):
+        kd = (p * (p.log() - logq)).sum(-1)
+    elif div == "rkl" or (div == "jsd" and beta == 1.0):
+        kd = (q * (logq - p.log())).sum(-1)
+    else:
+        m = beta * p + (1 - beta) * q
+        kd = beta * (p * (p / m).log()).sum(-1) + (1 - beta) * (q * (logq - m.log())).sum(-1)
+    kd = kd * T * T
+    ce = F.cross_entropy(z, targets, reduction="none")
+    return kd_coef * kd.sum() + ce_coef * ce.sum(), kd, ce
+
+
+@pytest.mark.parametrize("T", [0.5, 1.0, 2.0, 4.0])
+@pytest.mark.parametrize("div,beta,softcap,ce_coef,bias", [
+    ("jsd", 0.5, None, 0.0, False),
+    ("jsd", 0.2, 30.0, 0.4, True),
+    ("fkl", 0.5, None, 0.3, False),
+    ("rkl", 0.5, 5.0, 0.0, True),
+    ("jsd", 1.0, None, 0.2, False),
+])
+def test_dense_closed_form_equals_autograd_through_the_definition(div, beta, softcap, ce_coef, bias, T):
+    """The dense path writes its gradient down in closed form into reused buffers; every divergence, temperature,
+    soft-cap, bias and cross-entropy weight against autograd through the full-vocabulary definition, twice through
+    one workspace (the second call must not see the first one's buffers)."""
+    from sealion.distill.losses import Workspace
+
+    hidden, weight, b, targets, *_ = _case(31 + int(T * 10), bias=bias)
+    teacher_w = torch.randn(V, H, generator=torch.Generator().manual_seed(8), dtype=torch.float64)
+    params = [hidden, weight] + ([b] if bias else [])
+    ref = _dense_reference(hidden, weight, b, teacher_w, targets, div, beta, T, softcap, ce_coef, 0.6)
+    ref_grads = torch.autograd.grad(ref[0] * 1.7, params)
+    ws = Workspace()
+    for _ in range(2):
+        ids, lps, tail = chunked_topk(hidden.detach(), teacher_w, None, V, softcap=softcap, chunk_size=4,
+                                      temperature=T, workspace=ws)
+        cfg = LossConfig(divergence=div, missing="tail", temperature=T, beta=beta, chunk_size=5)
+        got = fused_kd_ce(hidden, weight, b, HeadTargets(targets, ids, lps, tail, cfg, kd_coef=0.6, ce_coef=ce_coef,
+                                                          softcap=softcap, capture_temperature=T, workspace=ws))
+        got_grads = torch.autograd.grad(got[0] * 1.7, params)
+        for r, x in zip(ref[1:], got[1:3]):
+            assert torch.allclose(r.detach(), x.detach(), rtol=1e-5, atol=1e-7), (r - x).abs().max()
+        for r, x in zip(ref_grads, got_grads):
+            assert (r - x).norm() <= 1e-5 * r.norm(), (r - x).abs().max()
+
+
+def test_dense_rows_at_another_capture_temperature_are_rescaled_exactly():
+    """Dense rows captured at T = 1 and trained at T = 2: p_T = softmax(log p / T), exact since every id is there."""
+    hidden, weight, _, targets, *_ = _case(41)
+    teacher_w = torch.randn(V, H, generator=torch.Generator().manual_seed(9), dtype=torch.float64)
+    ids, lps, tail = chunked_topk(hidden.detach(), teacher_w, None, V, chunk_size=4)  # at T = 1
+    cfg = LossConfig(divergence="jsd", missing="tail", temperature=2.0, beta=0.5, chunk_size=4)
+    got = fused_kd_ce(hidden, weight, None, HeadTargets(targets, ids, lps, tail, cfg, capture_temperature=1.0))
+    ref = _dense_reference(hidden, weight, None, teacher_w, targets, "jsd", 0.5, 2.0, None, 0.0, 1.0)
+    assert torch.allclose(got[1], ref[1].detach(), rtol=1e-5, atol=1e-7)

@@ -167,27 +167,35 @@ def divergence_from_gathered(
     return d * (T * T)
 
 
-def project_logits(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, softcap: float | None):
-    logits = F.linear(hidden, weight, bias)
+def project_logits(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, softcap: float | None,
+                   out: torch.Tensor | None = None):
+    """Soft-capped logits; with `out` (float32 or float64), written into it, the soft-cap in place."""
+    if out is None:
+        logits = F.linear(hidden, weight, bias)
+        return torch.tanh(logits / softcap) * softcap if softcap else logits
+    if out.dtype == weight.dtype:
+        torch.mm(hidden, weight.t(), out=out) if bias is None else torch.addmm(bias, hidden, weight.t(), out=out)
+    else:
+        out.copy_(F.linear(hidden, weight, bias))
     if softcap:
-        logits = torch.tanh(logits / softcap) * softcap
-    return logits
+        out.div_(softcap).tanh_().mul_(softcap)
+    return out
 
 
 @torch.no_grad()
 def chunked_topk(
     hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, k: int, *, softcap=None, chunk_size=128,
-    temperature: float = 1.0, tail_temperatures: tuple[float, ...] = (),
+    temperature: float = 1.0, tail_temperatures: tuple[float, ...] = (), workspace: Workspace | None = None,
 ):
     """The teacher's top-k (ids, log-probabilities, tail log-mass) at `temperature` for hidden states [n, H],
     chunk by chunk. With `tail_temperatures`, a fourth value [n, len(tail_temperatures)]: the log-mass outside the
     same ids at each of those temperatures (what the tempered tail bucket needs, see teacher_log_probs).
 
     `k` >= the vocabulary is the dense objective: every id in vocabulary order (no sort; the ids are one broadcast
-    row, not an [n, V] tensor) and an empty tail."""
+    row, not an [n, V] tensor) and an empty tail; with a `workspace`, the [n, V] log-probabilities live in it."""
     vocab = weight.shape[0]
     if k >= vocab:
-        return _dense_log_probs(hidden, weight, bias, softcap, chunk_size, temperature, tail_temperatures)
+        return _dense_log_probs(hidden, weight, bias, softcap, chunk_size, temperature, tail_temperatures, workspace)
     ids, lps, tails, extra = [], [], [], []
     for s in range(0, hidden.shape[0], chunk_size):
         z = project_logits(hidden[s : s + chunk_size], weight, bias, softcap).float()
@@ -211,11 +219,58 @@ def chunked_topk(
     return (*out, torch.cat(extra)) if tail_temperatures else out
 
 
-def _dense_log_probs(hidden, weight, bias, softcap, chunk_size, temperature, tail_temperatures):
-    n, vocab = hidden.shape[0], weight.shape[0]
-    lps = [torch.log_softmax(project_logits(hidden[s : s + chunk_size], weight, bias, softcap).float() / temperature,
-                             dim=-1) for s in range(0, n, chunk_size)]
-    lp = torch.cat(lps) if lps else hidden.new_zeros((0, vocab)).float()
+class Workspace:
+    """Vocabulary-sized buffers kept from one training step to the next, one per name.
+
+    A fresh [c, V] tensor is larger than malloc's mmap threshold, so it comes from the OS and its first writes pay a
+    page fault per 4 KiB (~0.5 ms per MB here, as much as the sweeps themselves). The owner (the trainer's
+    objective, the online teacher) keeps one of these; what `take` hands out is overwritten by the next call with
+    the same name."""
+
+    def __init__(self):
+        self._flat: dict[str, torch.Tensor] = {}
+
+    def take(self, name: str, shape: tuple[int, ...], dtype: torch.dtype, device) -> torch.Tensor:
+        n = math.prod(shape)
+        buf = self._flat.get(name)
+        if buf is None or buf.numel() < n or buf.dtype != dtype or buf.device != torch.device(device):
+            self._flat.pop(name, None)  # the old one goes before the new one is allocated
+            buf = self._flat[name] = torch.empty(n, dtype=dtype, device=device)
+        return buf[:n].view(shape)
+
+
+def take_buffer(workspace: Workspace | None, name: str, shape, dtype, device) -> torch.Tensor:
+    if workspace is None:
+        return torch.empty(shape, dtype=dtype, device=device)
+    return workspace.take(name, tuple(shape), dtype, device)
+
+
+def log_softmax_(z: torch.Tensor, scratch: torch.Tensor) -> torch.Tensor:
+    """log-softmax over the last dim of a float32 [c, V] block, in place; returns the log-sum-exp [c, 1].
+
+    `scratch` is a same-sized buffer the exponentials are written to. A vocabulary-sized block is larger than
+    malloc's mmap threshold, so each fresh temporary comes from the OS and is paid for again in page faults:
+    writing into buffers that are reused is what keeps the dense objective's elementwise work cheap."""
+    mx = z.amax(-1, keepdim=True)
+    torch.sub(z, mx, out=scratch).exp_()
+    lse = scratch.sum(-1, keepdim=True).log_().add_(mx)
+    z.sub_(lse)
+    return lse
+
+
+def _dense_log_probs(hidden, weight, bias, softcap, chunk_size, temperature, tail_temperatures, workspace=None):
+    n, vocab, dev = hidden.shape[0], weight.shape[0], hidden.device
+    # one projection for every row into the result itself: MKL runs [n, H] x [H, V] at ~1.3x the rate of
+    # 128-row pieces, and the result is the one [n, V] tensor this needs anyway
+    lp = take_buffer(workspace, "teacher", (n, vocab), torch.float32, dev)
+    lp = project_logits(hidden, weight, bias, softcap, out=lp)
+    # the student's fused head (head_loss.py) reuses this buffer under the same name: never alive at once
+    scratch = take_buffer(workspace, "head1", (min(n, chunk_size), vocab), torch.float32, dev)
+    for s in range(0, n, chunk_size):
+        block = lp[s : s + chunk_size]
+        if temperature != 1.0:
+            block.div_(temperature)
+        log_softmax_(block, scratch[: block.shape[0]])
     ids = torch.arange(vocab, device=hidden.device).expand(n, vocab)
     out = (ids, lp, torch.full((n,), -math.inf, device=hidden.device))
     return (*out, torch.full((n, len(tail_temperatures)), -math.inf, device=hidden.device)) if tail_temperatures \

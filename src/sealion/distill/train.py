@@ -34,11 +34,12 @@ from .. import io as sio
 from ..errors import ConfigError
 from .data import collate, load_examples, tokenizer_fingerprint
 from .head_loss import HeadTargets, fused_kd_ce
-from .losses import LossConfig, chunked_topk
+from .losses import LossConfig, Workspace, chunked_topk
 from .modeling import hidden_states, load_model, output_projection, softcap_of
 from .record import GradientLedger, write_record
 from .store import Capture
 from .stream import CaptureSource, MemorySource, Planner, Ref, ShardCache
+from .tied_rows import TiedRowGradients
 
 STATE_FILE = "trainer_state.json"
 
@@ -130,6 +131,7 @@ class DistillObjective(nn.Module):
         self.model = model
         self.loss_cfg = loss_cfg
         self.softcap = softcap_of(model)
+        self.workspace = Workspace()
 
     def forward(self, input_ids, position_ids, score_rows, score_cols, targets, ids, logprobs, tail,
                 kd_coef: float = 1.0, ce_coef: float = 0.0, capture_temperature: float = 1.0):
@@ -138,14 +140,15 @@ class DistillObjective(nn.Module):
         weight, bias = output_projection(self.model)
         return fused_kd_ce(h, weight, bias, HeadTargets(
             targets, ids, logprobs, tail, self.loss_cfg, kd_coef=kd_coef, ce_coef=ce_coef, softcap=self.softcap,
-            capture_temperature=capture_temperature))
+            capture_temperature=capture_temperature, workspace=self.workspace))
 
 
 class OnlineTeacher:
-    def __init__(self, model, k: int):
+    def __init__(self, model, k: int, workspace: Workspace | None = None):
         self.model = model.eval()
         self.k = k
         self.softcap = softcap_of(model)
+        self.workspace = workspace if workspace is not None else Workspace()
         for p in self.model.parameters():
             p.requires_grad_(False)
 
@@ -155,7 +158,9 @@ class OnlineTeacher:
         h = hidden_states(self.model, batch.input_ids.to(device), batch.position_ids.to(device))
         h = h[batch.score_rows.to(device), batch.score_cols.to(device)]
         weight, bias = output_projection(self.model)
-        return chunked_topk(h, weight, bias, self.k, softcap=self.softcap, temperature=temperature)
+        # the returned rows live in the workspace: they serve one forward pass, and the next call overwrites them
+        return chunked_topk(h, weight, bias, self.k, softcap=self.softcap, temperature=temperature,
+                            workspace=self.workspace)
 
 
 def _tensors(cache: ShardCache, rows: list[list[Ref]], pad_id: int, device, temperature: float, vocab: int):
@@ -256,7 +261,7 @@ def _check_tokenizer(caps: list[Capture], student: str, student_tok) -> None:
 def train(cfg: TrainConfig) -> dict:
     """Train (or resume) and write the student to cfg.out. Returns the run summary."""
     from accelerate import Accelerator
-    from accelerate.utils import set_seed
+    from accelerate.utils import DistributedType, set_seed
 
     cfg.validate()
     loss_cfg = cfg.loss_config()
@@ -305,6 +310,8 @@ def train(cfg: TrainConfig) -> dict:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     model.config.use_cache = False
     model.train()
+    if accelerator.distributed_type == DistributedType.NO:  # DDP/FSDP reduce a gradient before the rows arrive
+        TiedRowGradients.install(model, output_projection(model)[0])
     objective = DistillObjective(model, loss_cfg)
     decay, no_decay = [], []
     for n, p in objective.named_parameters():
@@ -322,7 +329,9 @@ def train(cfg: TrainConfig) -> dict:
     objective, optimizer = accelerator.prepare(objective, optimizer)
     ledger = GradientLedger(accelerator.unwrap_model(objective).model)  # what was trained, for the merge
     device = accelerator.device
-    teacher = OnlineTeacher(teacher_model.to(device), cfg.online_k) if cfg.teacher is not None else None
+    # one workspace for the teacher's rows and the student's head: a buffer they both use is never alive in both
+    workspace = accelerator.unwrap_model(objective).workspace
+    teacher = OnlineTeacher(teacher_model.to(device), cfg.online_k, workspace) if cfg.teacher is not None else None
     pad_id = tokenizer.pad_token_id or 0
 
     state = {"step": 0, "epoch": 0, "epoch_step": 0, "tokens": 0, "target_tokens": 0, "elapsed": 0.0}
