@@ -248,9 +248,8 @@ def take_buffer(workspace: Workspace | None, name: str, shape, dtype, device) ->
 def log_softmax_(z: torch.Tensor, scratch: torch.Tensor) -> torch.Tensor:
     """log-softmax over the last dim of a float32 [c, V] block, in place; returns the log-sum-exp [c, 1].
 
-    `scratch` is a same-sized buffer the exponentials are written to. A vocabulary-sized block is larger than
-    malloc's mmap threshold, so each fresh temporary comes from the OS and is paid for again in page faults:
-    writing into buffers that are reused is what keeps the dense objective's elementwise work cheap."""
+    `scratch` is a same-sized buffer for the exponentials, so no vocabulary-sized temporary is allocated (see
+    Workspace for why that matters)."""
     mx = z.amax(-1, keepdim=True)
     torch.sub(z, mx, out=scratch).exp_()
     lse = scratch.sum(-1, keepdim=True).log_().add_(mx)
