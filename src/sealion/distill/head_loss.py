@@ -30,8 +30,8 @@ from dataclasses import dataclass, replace
 import torch
 import torch.nn.functional as F
 
-from .losses import (LossConfig, Workspace, divergence_from_gathered, log_softmax_, project_logits, take_buffer,
-                     teacher_log_probs)
+from .losses import (LossConfig, Workspace, divergence_from_gathered, log_softmax_, logsumexp_, project_logits,
+                     take_buffer, teacher_log_probs)
 
 
 @dataclass
@@ -135,8 +135,7 @@ def _dense_chunk(z, t: HeadTargets, s: int, e: int, want_grad: bool, work):
     z_target = z.gather(1, targets[:, None]).squeeze(1)
     lse_1 = None
     if T != 1.0:  # cross-entropy is at T = 1
-        mx = z.amax(-1, keepdim=True)
-        lse_1 = torch.sub(z, mx, out=a).exp_().sum(-1, keepdim=True).log_().add_(mx)
+        lse_1 = logsumexp_(z, a)
         z.div_(T)
     lse_t = log_softmax_(z, a)  # z is now log q; z = T * (log q + lse_t) rebuilds it
     logq = z

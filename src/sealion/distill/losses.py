@@ -245,14 +245,17 @@ def take_buffer(workspace: Workspace | None, name: str, shape, dtype, device) ->
     return workspace.take(name, tuple(shape), dtype, device)
 
 
-def log_softmax_(z: torch.Tensor, scratch: torch.Tensor) -> torch.Tensor:
-    """log-softmax over the last dim of a float32 [c, V] block, in place; returns the log-sum-exp [c, 1].
-
-    `scratch` is a same-sized buffer for the exponentials, so no vocabulary-sized temporary is allocated (see
-    Workspace for why that matters)."""
+def logsumexp_(z: torch.Tensor, scratch: torch.Tensor) -> torch.Tensor:
+    """The log-sum-exp [c, 1] over the last dim of a [c, V] block, its exponentials written to the same-sized
+    `scratch`, so no vocabulary-sized temporary is allocated (see Workspace for why that matters)."""
     mx = z.amax(-1, keepdim=True)
-    torch.sub(z, mx, out=scratch).exp_()
-    lse = scratch.sum(-1, keepdim=True).log_().add_(mx)
+    return torch.sub(z, mx, out=scratch).exp_().sum(-1, keepdim=True).log_().add_(mx)
+
+
+def log_softmax_(z: torch.Tensor, scratch: torch.Tensor) -> torch.Tensor:
+    """log-softmax over the last dim of a [c, V] block, in place (scratch as in logsumexp_); returns the
+    log-sum-exp [c, 1]."""
+    lse = logsumexp_(z, scratch)
     z.sub_(lse)
     return lse
 
