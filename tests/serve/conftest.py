@@ -15,9 +15,20 @@ def scripted_dir(tiny_text_dir, request) -> Path:
     """Trained once, then kept in pytest's cache (keyed by the script and the base model)."""
     from scripted import build_scripted_model, script_key
 
-    out = Path(request.config.cache.mkdir("sealion-serve")) / f"scripted-{script_key(tiny_text_dir)}"
-    if not (out / "config.json").exists():
-        build_scripted_model(tiny_text_dir, out)
+    import fcntl
+    import os
+    import tempfile
+
+    root = Path(request.config.cache.mkdir("sealion-serve"))
+    out = root / f"scripted-{script_key(tiny_text_dir)}"
+    # xdist workers share the cache: one builds (under a lock) into a temporary directory that is renamed into place
+    # whole, so another never loads a half-written copy
+    with open(root / f"{out.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (out / "config.json").exists():
+            tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".{out.name}-"))
+            build_scripted_model(tiny_text_dir, tmp)
+            os.replace(tmp, out)
     return out
 
 
